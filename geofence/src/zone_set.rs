@@ -1,0 +1,383 @@
+//! The zone set: every zone version, an R-tree over their parts, and the
+//! per-part band indexes that make point queries cheap.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rstar::RTree;
+use rstar::primitives::{GeomWithData, Rectangle};
+
+use crate::bands::BandIndex;
+use crate::geodesy::{LocalFrame, point_segment_distance};
+use crate::repair::{Repairs, repair};
+use crate::report::{Defect, DefectKind, FeatureRef, ImportReport, Repair};
+use crate::zone::{Shape, Zone, ZoneId};
+
+/// Handle to one zone version inside a [`ZoneSet`] (an index, cheap to copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ZoneRef(u32);
+
+impl ZoneRef {
+    /// Position of the zone in [`ZoneSet::zones`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// How an accuracy circle lies relative to a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// The whole circle is inside the zone.
+    Inside,
+    /// The whole circle is outside the zone.
+    Outside,
+    /// The circle meets the zone's boundary: cannot tell.
+    Boundary,
+}
+
+#[derive(Debug)]
+enum ItemGeom {
+    Part(BandIndex),
+    Circle { lon: f64, lat: f64, radius_m: f64 },
+}
+
+/// One indexed piece: a polygon part or a circle.
+#[derive(Debug)]
+struct Item {
+    zone: u32,
+    geom: ItemGeom,
+}
+
+impl Item {
+    fn contains(&self, lon: f64, lat: f64) -> bool {
+        match &self.geom {
+            ItemGeom::Part(b) => b.contains(lon, lat),
+            ItemGeom::Circle {
+                lon: cx,
+                lat: cy,
+                radius_m,
+            } => {
+                let (x, y) = LocalFrame::new(lon, lat).project(*cx, *cy);
+                x * x + y * y < radius_m * radius_m
+            }
+        }
+    }
+
+    fn boundary_distance_m(&self, lon: f64, lat: f64, max_m: f64) -> Option<f64> {
+        match &self.geom {
+            ItemGeom::Part(b) => b.boundary_distance_m(lon, lat, max_m),
+            ItemGeom::Circle {
+                lon: cx,
+                lat: cy,
+                radius_m,
+            } => {
+                let (x, y) = LocalFrame::new(lon, lat).project(*cx, *cy);
+                let d = ((x * x + y * y).sqrt() - radius_m).abs();
+                (d <= max_m).then_some(d)
+            }
+        }
+    }
+
+    fn segment_meets(&self, a: (f64, f64), b: (f64, f64)) -> bool {
+        match &self.geom {
+            ItemGeom::Part(band) => {
+                band.contains(a.0, a.1)
+                    || band.contains(b.0, b.1)
+                    || band.segment_meets_boundary(a, b)
+            }
+            ItemGeom::Circle { lon, lat, radius_m } => {
+                let f = LocalFrame::new(*lon, *lat);
+                point_segment_distance((0.0, 0.0), f.project(a.0, a.1), f.project(b.0, b.1))
+                    < *radius_m
+            }
+        }
+    }
+}
+
+type TreeItem = GeomWithData<Rectangle<[f64; 2]>, u32>;
+
+/// All zones, indexed. Immutable once built; share it behind an `Arc`.
+#[derive(Debug)]
+pub struct ZoneSet {
+    zones: Vec<Zone>,
+    /// `items[zone_items[z]..zone_items[z + 1]]` are zone `z`'s pieces.
+    zone_items: Vec<u32>,
+    items: Vec<Item>,
+    tree: RTree<TreeItem>,
+    /// Versions of each id, sorted by ascending version.
+    by_id: HashMap<ZoneId, Vec<ZoneRef>>,
+}
+
+fn circle_bbox(lon: f64, lat: f64, radius_m: f64) -> [f64; 4] {
+    let f = LocalFrame::new(lon, lat);
+    let (dx, dy) = (f.lon_degrees(radius_m), f.lat_degrees(radius_m));
+    [lon - dx, lat - dy, lon + dx, lat + dy]
+}
+
+impl ZoneSet {
+    /// Repairs, validates and indexes zones. Zones with defects are left
+    /// out and listed in the report; this never fails as a whole.
+    pub fn build(zones: Vec<Zone>) -> (Self, ImportReport) {
+        let refs = zones
+            .into_iter()
+            .enumerate()
+            .map(|(index, z)| {
+                let id = Some(z.id.to_string());
+                (FeatureRef { index, id }, z)
+            })
+            .collect();
+        let mut report = ImportReport::default();
+        let set = Self::build_with_refs(refs, &mut report);
+        (set, report)
+    }
+
+    pub(crate) fn build_with_refs(
+        input: Vec<(FeatureRef, Zone)>,
+        report: &mut ImportReport,
+    ) -> Self {
+        report.features += input.len();
+        let mut zones = Vec::with_capacity(input.len());
+        let mut by_id: HashMap<ZoneId, Vec<ZoneRef>> = HashMap::new();
+        let mut zone_items = vec![0u32];
+        let mut items = Vec::new();
+        let mut tree_items = Vec::new();
+        for (feature, mut zone) in input {
+            let mut repairs = Repairs::default();
+            let shape = match repair(&zone.shape, &mut repairs) {
+                Ok(s) => s,
+                Err(kind) => {
+                    report.defects.push(Defect { feature, kind });
+                    continue;
+                }
+            };
+            let versions = by_id.entry(zone.id.clone()).or_default();
+            if versions
+                .iter()
+                .any(|r| zones_version(&zones, *r) == zone.version)
+            {
+                report.defects.push(Defect {
+                    feature,
+                    kind: DefectKind::DuplicateId(zone.version),
+                });
+                continue;
+            }
+            for (kind, count) in repairs.iter() {
+                report.repairs.push(Repair {
+                    feature: feature.clone(),
+                    kind,
+                    count,
+                });
+            }
+            let zref = ZoneRef(zones.len() as u32);
+            versions.push(zref);
+            let z = zref.0;
+            match &shape {
+                Shape::Circle { center, radius_m } => {
+                    let bbox = circle_bbox(center.x(), center.y(), *radius_m);
+                    tree_items.push(TreeItem::new(
+                        Rectangle::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]),
+                        items.len() as u32,
+                    ));
+                    items.push(Item {
+                        zone: z,
+                        geom: ItemGeom::Circle {
+                            lon: center.x(),
+                            lat: center.y(),
+                            radius_m: *radius_m,
+                        },
+                    });
+                }
+                Shape::Polygons(mp) => {
+                    for poly in &mp.0 {
+                        let mut rings: Vec<&[geo::Coord<f64>]> = vec![&poly.exterior().0];
+                        rings.extend(poly.interiors().iter().map(|r| r.0.as_slice()));
+                        let band = BandIndex::new(&rings);
+                        let b = band.bbox();
+                        tree_items.push(TreeItem::new(
+                            Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
+                            items.len() as u32,
+                        ));
+                        items.push(Item {
+                            zone: z,
+                            geom: ItemGeom::Part(band),
+                        });
+                    }
+                }
+            }
+            zone_items.push(items.len() as u32);
+            zone.shape = shape;
+            zones.push(zone);
+        }
+        for versions in by_id.values_mut() {
+            versions.sort_by_key(|r| zones[r.index()].version);
+        }
+        report.accepted += zones.len();
+        Self {
+            zones,
+            zone_items,
+            items,
+            tree: RTree::bulk_load(tree_items),
+            by_id,
+        }
+    }
+
+    /// All accepted zone versions, in input order.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    pub fn zone(&self, r: ZoneRef) -> &Zone {
+        &self.zones[r.index()]
+    }
+
+    /// Every version of a zone id, oldest version first.
+    pub fn versions(&self, id: &ZoneId) -> &[ZoneRef] {
+        self.by_id.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The version of `id` valid at `t` (the highest version if several).
+    pub fn version_at(&self, id: &ZoneId, t: DateTime<Utc>) -> Option<ZoneRef> {
+        self.versions(id)
+            .iter()
+            .rev()
+            .copied()
+            .find(|r| self.zone(*r).is_valid_at(t))
+    }
+
+    fn items_of(&self, r: ZoneRef) -> &[Item] {
+        &self.items[self.zone_items[r.index()] as usize..self.zone_items[r.index() + 1] as usize]
+    }
+
+    /// Zone versions whose area contains the point (boundary excluded),
+    /// sorted and without repeats, regardless of validity.
+    pub fn locate(&self, lon: f64, lat: f64) -> Vec<ZoneRef> {
+        let mut out = Vec::new();
+        for hit in self.tree.locate_all_at_point(&[lon, lat]) {
+            let item = &self.items[hit.data as usize];
+            if item.contains(lon, lat) {
+                out.push(ZoneRef(item.zone));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Like [`ZoneSet::locate`], keeping only versions valid at `t`.
+    pub fn locate_at(&self, lon: f64, lat: f64, t: DateTime<Utc>) -> Vec<ZoneRef> {
+        let mut out = self.locate(lon, lat);
+        out.retain(|r| self.zone(*r).is_valid_at(t));
+        out
+    }
+
+    /// Whether the zone's area contains the point.
+    pub fn contains(&self, zone: ZoneRef, lon: f64, lat: f64) -> bool {
+        self.items_of(zone).iter().any(|i| i.contains(lon, lat))
+    }
+
+    /// Distance in metres from the point to the zone's boundary, if it is at
+    /// most `max_m` (the search is bounded so huge polygons stay cheap).
+    pub fn boundary_distance_m(
+        &self,
+        zone: ZoneRef,
+        lon: f64,
+        lat: f64,
+        max_m: f64,
+    ) -> Option<f64> {
+        self.items_of(zone)
+            .iter()
+            .filter_map(|i| i.boundary_distance_m(lon, lat, max_m))
+            .reduce(f64::min)
+    }
+
+    /// How a circle of `radius_m` around the point lies relative to the zone.
+    pub fn relate(&self, zone: ZoneRef, lon: f64, lat: f64, radius_m: f64) -> Relation {
+        if self.boundary_distance_m(zone, lon, lat, radius_m).is_some() {
+            Relation::Boundary
+        } else if self.contains(zone, lon, lat) {
+            Relation::Inside
+        } else {
+            Relation::Outside
+        }
+    }
+
+    /// Whether the straight segment between two points (lon, lat) meets the zone.
+    pub fn segment_meets(&self, zone: ZoneRef, a: (f64, f64), b: (f64, f64)) -> bool {
+        self.items_of(zone).iter().any(|i| i.segment_meets(a, b))
+    }
+
+    /// Heap bytes of the index structures (bands, R-tree, tables), not
+    /// counting the kept source geometry in [`ZoneSet::zones`].
+    pub fn index_heap_bytes(&self) -> usize {
+        let bands: usize = self
+            .items
+            .iter()
+            .map(|i| match &i.geom {
+                ItemGeom::Part(b) => b.heap_bytes(),
+                ItemGeom::Circle { .. } => 0,
+            })
+            .sum();
+        // The R-tree stores each leaf once plus inner nodes (< leaves / 2 for
+        // its node size); estimate conservatively as twice the leaves.
+        let tree = 2 * self.tree.size() * size_of::<TreeItem>();
+        bands + tree + self.items.capacity() * size_of::<Item>() + self.zone_items.capacity() * 4
+    }
+
+    /// Heap bytes of the kept source geometry (vertices).
+    pub fn geometry_heap_bytes(&self) -> usize {
+        self.zones
+            .iter()
+            .map(|z| match &z.shape {
+                Shape::Circle { .. } => 0,
+                Shape::Polygons(mp) => {
+                    mp.0.iter()
+                        .map(|p| {
+                            p.exterior().0.capacity() * 16
+                                + p.interiors()
+                                    .iter()
+                                    .map(|r| r.0.capacity() * 16)
+                                    .sum::<usize>()
+                        })
+                        .sum()
+                }
+            })
+            .sum()
+    }
+}
+
+fn zones_version(zones: &[Zone], r: ZoneRef) -> u32 {
+    zones[r.index()].version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::ZoneKind;
+
+    #[test]
+    fn circle_relations() {
+        let (set, report) = ZoneSet::build(vec![Zone::circle(
+            "c",
+            ZoneKind::Exclusion,
+            116.4,
+            39.9,
+            100.0,
+        )]);
+        assert!(report.is_clean());
+        let z = set
+            .version_at(&ZoneId::from("c"), Utc::now())
+            .expect("valid");
+        assert_eq!(set.relate(z, 116.4, 39.9, 10.0), Relation::Inside);
+        assert_eq!(set.relate(z, 116.4, 39.9, 150.0), Relation::Boundary);
+        assert_eq!(set.relate(z, 116.41, 39.9, 10.0), Relation::Outside);
+        assert_eq!(set.locate(116.4, 39.9), vec![z]);
+    }
+}
