@@ -1,1 +1,48 @@
-//! placeholder, replaced by the crate's owner
+//! Geoward incidents: turns geofence transitions and device signals into
+//! incidents a duty officer can act on, routes and escalates them, and
+//! provides the pure pieces of durable delivery and auditing.
+//!
+//! **Invariant:** everything outside [`delivery`] is pure: no IO, no tokio,
+//! no clock reads. Time is always an argument ([`Timestamp`]). The crate
+//! builds with `--no-default-features`, which leaves out [`delivery`] and
+//! with it tokio and the HTTP client; that build is the proof.
+//!
+//! Code map:
+//! - [`signal`]: input vocabulary (geofence transitions, device messages).
+//! - [`incident`]: incident record, kinds, severities, timeline.
+//! - [`engine`]: the state machine: `apply`, `tick`, officer actions → effects.
+//! - [`routing`]: office tree, targets, escalation chain.
+//! - [`policy`]: thresholds and the escalation table.
+//! - [`notify`]: notifications and their payload and idempotency keys.
+//! - [`outbox`]: outbox record state machine with backoff and dead letters.
+//! - [`audit`]: append-only SHA-256 hash chain and its verification.
+//! - [`sse`]: live-feed frames and `Last-Event-ID`.
+//! - [`signature`]: webhook HMAC signatures.
+//! - [`delivery`] (feature `delivery`): webhook sender and the sink trait.
+
+pub mod audit;
+#[cfg(feature = "delivery")]
+pub mod delivery;
+pub mod engine;
+mod geo;
+pub mod ids;
+pub mod incident;
+pub mod notify;
+pub mod outbox;
+pub mod policy;
+pub mod routing;
+pub mod signal;
+pub mod signature;
+pub mod sse;
+mod time;
+
+pub use engine::{
+    ActionError, ApplyError, Effect, EngineState, IncidentChange, IncidentEngine, SubjectConfig,
+};
+pub use geo::haversine_m;
+pub use ids::{DeviceId, IncidentId, OfficeId, OfficerId, RuleId, SubjectId, TargetId};
+pub use incident::{Incident, IncidentHeader, IncidentKind, IncidentState, Severity};
+pub use policy::{Policy, SupervisionLevel};
+pub use routing::OfficeTree;
+pub use signal::{Signal, SignalBody};
+pub use time::Timestamp;
