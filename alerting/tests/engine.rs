@@ -722,3 +722,29 @@ fn removing_a_subject_clears_its_incidents() {
     assert!(e.subject(&"s1".into()).is_none());
     assert!(e.tick(t(60 * MIN)).is_empty());
 }
+
+#[test]
+fn a_stale_past_episode_never_displaces_the_active_one() {
+    // Found by the chaos property test: confirm at 0, a stale end at -1 and
+    // a stale confirm at -2 used to orphan the active incident.
+    let mut e = engine();
+    let c = RuleKind::Curfew;
+    e.apply(&breach("night", c, BreachPhase::Confirmed, T0, false), t(0))
+        .unwrap();
+    e.apply(&breach("night", c, BreachPhase::Ended, T0 - 1, false), t(0))
+        .unwrap();
+    let fx = e
+        .apply(
+            &breach("night", c, BreachPhase::Confirmed, T0 - 2, false),
+            t(0),
+        )
+        .unwrap();
+    assert_eq!(
+        codes(&fx),
+        ["curfew_breach:opened", "curfew_breach:cleared"]
+    );
+    let active = e
+        .active_incident(&"s1".into(), IncidentKind::CurfewBreach)
+        .unwrap();
+    assert_eq!(active.header.opened_at, t(0));
+}

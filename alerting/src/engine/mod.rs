@@ -343,7 +343,8 @@ impl IncidentEngine {
             .expect("episode ids always point at held incidents")
     }
 
-    /// Opens a new incident for `subject`'s episode `kind`.
+    /// Opens a new incident for `subject`'s episode `kind`; it becomes the
+    /// subject's active episode of that kind.
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
@@ -354,6 +355,42 @@ impl IncidentEngine {
         late: bool,
         evidence: Vec<EvidenceFix>,
         now: Timestamp,
+        fx: &mut Vec<Effect>,
+    ) -> IncidentId {
+        self.open_inner(
+            subject, kind, cause, opened_at, late, evidence, now, true, fx,
+        )
+    }
+
+    /// Opens an incident for an episode that already ended (late, out of
+    /// order data): it never displaces the subject's active episode.
+    #[allow(clippy::too_many_arguments)]
+    fn open_past(
+        &mut self,
+        subject: &SubjectId,
+        kind: IncidentKind,
+        cause: String,
+        opened_at: Timestamp,
+        evidence: Vec<EvidenceFix>,
+        now: Timestamp,
+        fx: &mut Vec<Effect>,
+    ) -> IncidentId {
+        self.open_inner(
+            subject, kind, cause, opened_at, true, evidence, now, false, fx,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_inner(
+        &mut self,
+        subject: &SubjectId,
+        kind: IncidentKind,
+        cause: String,
+        opened_at: Timestamp,
+        late: bool,
+        evidence: Vec<EvidenceFix>,
+        now: Timestamp,
+        as_episode: bool,
         fx: &mut Vec<Effect>,
     ) -> IncidentId {
         let s = self.subject_state(subject);
@@ -396,7 +433,9 @@ impl IncidentEngine {
         let entry = inc.push(now, TimelineEvent::Opened { cause, evidence });
         self.state.incidents.insert(id.clone(), inc);
         let s = self.subject_state_mut(subject);
-        s.episodes.insert(kind, id.clone());
+        if as_episode {
+            s.episodes.insert(kind, id.clone());
+        }
         s.incidents.insert(id.clone());
         self.emit(&id, entry.clone(), fx);
         self.notify_duty(&id, &office, &entry, fx);

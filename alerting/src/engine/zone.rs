@@ -80,7 +80,7 @@ impl IncidentEngine {
                         }
                         None => {
                             let id =
-                                self.open(subject, kind, cause, t, true, evidence.clone(), now, fx);
+                                self.open_past(subject, kind, cause, t, evidence.clone(), now, fx);
                             self.clear(&id, ended, now, "rule_ended", fx);
                         }
                     }
