@@ -295,6 +295,10 @@ fn parse_position(v: &Value) -> Result<Coord<f64>, String> {
 }
 
 fn parse_ring(v: &Value) -> Result<LineString<f64>, String> {
+    if v.is_string() {
+        // e.g. ECharts' compressed rings, which need offsets we do not have.
+        return Err("ring is an encoded string, not an array of positions".into());
+    }
     let a = v.as_array().ok_or("ring is not an array")?;
     a.iter()
         .enumerate()
@@ -309,7 +313,11 @@ fn parse_polygon(v: &Value) -> Result<Polygon<f64>, String> {
         .iter()
         .enumerate()
         .map(|(i, r)| parse_ring(r).map_err(|e| format!("ring {i}: {e}")));
-    let shell = rings.next().ok_or("polygon without rings")??;
+    // A polygon without rings has no area: repair rejects it as empty.
+    let shell = rings
+        .next()
+        .transpose()?
+        .unwrap_or_else(|| LineString(Vec::new()));
     let holes = rings.collect::<Result<Vec<_>, _>>()?;
     Ok(Polygon::new(shell, holes))
 }
