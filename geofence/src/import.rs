@@ -116,6 +116,7 @@ pub fn import_value(value: &Value) -> Result<(ZoneSet, ImportReport), ImportErro
     });
     report.repairs.extend(unclosed);
     report.repairs.sort_by_key(|r| (r.feature.index, r.kind));
+    report.defects.sort_by_key(|d| d.feature.index);
     Ok((set, report))
 }
 
