@@ -16,7 +16,8 @@
 //! - [`notify`]: notifications and their payload and idempotency keys.
 //! - [`outbox`]: outbox record state machine with backoff and dead letters.
 //! - [`audit`]: append-only SHA-256 hash chain and its verification.
-//! - [`sse`]: live-feed frames and `Last-Event-ID`.
+//! - [`query`]: incident list filters (office subtree, kind, state, time).
+//! - [`sse`]: live-feed frames, `Last-Event-ID`, an in-memory resumable feed.
 //! - [`signature`]: webhook HMAC signatures.
 //! - [`delivery`] (feature `delivery`): webhook sender and the sink trait.
 
@@ -30,6 +31,7 @@ pub mod incident;
 pub mod notify;
 pub mod outbox;
 pub mod policy;
+pub mod query;
 pub mod routing;
 pub mod signal;
 pub mod signature;

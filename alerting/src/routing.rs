@@ -22,7 +22,9 @@ pub enum OfficeKind {
 }
 
 /// How a target is reached; secrets (webhook keys, broker credentials) stay
-/// with the service and are looked up by target id.
+/// with the service and are looked up by target id. The officers' live feed
+/// is not a target: every office has one, fed from every incident change
+/// (see [`crate::sse`]), not from notifications.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TargetKind {
@@ -33,8 +35,6 @@ pub enum TargetKind {
     },
     /// The office's MQTT alert topic (see [`alert_topic`]).
     Mqtt,
-    /// The office's live feed (Server-Sent Events).
-    Sse,
 }
 
 /// Who a target serves.

@@ -7,7 +7,7 @@
 //! change of its subtree ([`feed_offices`] says which feeds an incident
 //! change goes to).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +152,91 @@ impl FeedSequencer {
     /// The last id issued for `office` (0 when none).
     pub fn last_id(&self, office: &OfficeId) -> u64 {
         self.last.get(office).copied().unwrap_or(0)
+    }
+}
+
+/// What a reconnecting browser gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Frames after its `Last-Event-ID`, oldest first.
+    pub frames: Vec<String>,
+    /// True when events it has not seen are no longer held (or the id is
+    /// from before a restart): it must reload the incident list, then
+    /// follow the live feed.
+    pub gap: bool,
+}
+
+/// The SSE `event:` name telling a browser to reload (sent on a gap).
+pub const RESET_EVENT: &str = "reset";
+
+/// An in-memory resumable feed for every office, holding the last
+/// `capacity` frames per office. A service that must survive restarts
+/// stores frames in its database instead, numbering them with a
+/// [`FeedSequencer`] restored from the stored maxima; this type is for a
+/// single process and for tests.
+#[derive(Debug, Clone)]
+pub struct FeedLog {
+    capacity: usize,
+    seq: FeedSequencer,
+    frames: BTreeMap<OfficeId, VecDeque<(u64, String)>>,
+}
+
+impl FeedLog {
+    /// A log keeping `capacity` (at least 1) frames per office.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            seq: FeedSequencer::default(),
+            frames: BTreeMap::new(),
+        }
+    }
+
+    /// Appends a change to the feeds of its office chain; returns
+    /// `(office, frame)` pairs for the live subscribers.
+    pub fn publish(
+        &mut self,
+        tree: &OfficeTree,
+        change: &IncidentChange,
+    ) -> Vec<(OfficeId, String)> {
+        let data = FeedPayload::from_change(change).to_json();
+        let mut out = Vec::new();
+        for office in feed_offices(tree, &change.header) {
+            let id = self.seq.next_id(&office);
+            let frame = format_frame(id, INCIDENT_EVENT, &data);
+            let q = self.frames.entry(office.clone()).or_default();
+            if q.len() == self.capacity {
+                q.pop_front();
+            }
+            q.push_back((id, frame.clone()));
+            out.push((office, frame));
+        }
+        out
+    }
+
+    /// Frames of `office` after `last_event_id` (all held frames when
+    /// `None`: a first connection).
+    pub fn replay(&self, office: &OfficeId, last_event_id: Option<u64>) -> Replay {
+        let held = self.frames.get(office);
+        let last_issued = self.seq.last_id(office);
+        let Some(after) = last_event_id else {
+            return Replay {
+                frames: held
+                    .map(|q| q.iter().map(|(_, f)| f.clone()).collect())
+                    .unwrap_or_default(),
+                gap: false,
+            };
+        };
+        let oldest = held.and_then(|q| q.front()).map(|(id, _)| *id);
+        let gap = after > last_issued || oldest.is_some_and(|o| after.saturating_add(1) < o);
+        let frames = held
+            .map(|q| {
+                q.iter()
+                    .filter(|(id, _)| *id > after)
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Replay { frames, gap }
     }
 }
 

@@ -748,3 +748,46 @@ fn a_stale_past_episode_never_displaces_the_active_one() {
         .unwrap();
     assert_eq!(active.header.opened_at, t(0));
 }
+
+#[test]
+fn list_filters_scope_by_office_subtree_kind_state_and_time() {
+    use geoward_alerting::query::{IncidentFilter, parse_kinds, parse_states};
+    let mut e = engine();
+    e.apply(
+        &breach(
+            "home",
+            RuleKind::PermittedArea,
+            BreachPhase::Confirmed,
+            T0,
+            false,
+        ),
+        t(0),
+    )
+    .unwrap();
+    e.tick(t(3 * MIN)); // lost contact too
+    let tree = tree();
+    let count = |f: &IncidentFilter| {
+        e.incidents()
+            .filter(|i| f.matches(&tree, &i.header))
+            .count()
+    };
+    assert_eq!(count(&IncidentFilter::default()), 2);
+    let county = IncidentFilter {
+        office_subtree: Some("county".into()),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(count(&county), 2);
+    let jo2 = IncidentFilter {
+        office_subtree: Some("jo2".into()),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(count(&jo2), 0);
+    let exits = IncidentFilter {
+        kinds: parse_kinds("zone_exit").unwrap(),
+        states: parse_states("open").unwrap(),
+        opened_from: Some(t(0)),
+        opened_before: Some(t(1)),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(count(&exits), 1);
+}

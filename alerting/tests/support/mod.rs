@@ -53,7 +53,7 @@ pub fn tree() -> OfficeTree {
             name: "一所".into(),
             targets: vec![
                 target("jo1-hook", hook("jo1"), TargetRole::Duty),
-                target("jo1-feed", TargetKind::Sse, TargetRole::Duty),
+                target("jo1-mqtt", TargetKind::Mqtt, TargetRole::Duty),
             ],
         },
         Office {
