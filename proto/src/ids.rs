@@ -5,6 +5,7 @@
 //! SQL, logs and URLs without escaping.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::IdError;
 
@@ -31,15 +32,17 @@ pub fn validate_id(s: &str) -> Result<(), IdError> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $check:path) => {
         $(#[$doc])*
+        ///
+        /// Cheap to clone (shared, immutable): every decoded message carries one.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps an id.
-            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
-                let s = s.into();
-                $check(&s)?;
-                Ok(Self(s))
+            pub fn new(s: impl AsRef<str>) -> Result<Self, IdError> {
+                let s = s.as_ref();
+                $check(s)?;
+                Ok(Self(Arc::from(s)))
             }
 
             /// The id as a string slice.
