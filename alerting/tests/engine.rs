@@ -11,6 +11,9 @@ use geoward_alerting::{
 };
 use support::*;
 
+/// Lost contact deadline under normal supervision: 10 × 60 s.
+const LOST: i64 = 10 * MIN;
+
 fn t(ms: i64) -> Timestamp {
     Timestamp(T0 + ms)
 }
@@ -28,13 +31,13 @@ fn only_incident(e: &IncidentEngine, kind: IncidentKind) -> IncidentId {
 #[test]
 fn lost_contact_opens_exactly_at_the_deadline_on_a_tick_and_clears_on_contact() {
     let mut e = engine();
-    // normal supervision: 3 × 60 s expected interval.
-    assert!(e.tick(t(3 * MIN - 1)).is_empty());
-    let fx = e.tick(t(3 * MIN));
+    // normal supervision: 10 × 60 s expected interval.
+    assert!(e.tick(t(LOST - 1)).is_empty());
+    let fx = e.tick(t(LOST));
     let open = opened(&fx, IncidentKind::LostContact);
     assert_eq!(open.len(), 1, "{:?}", codes(&fx));
-    assert_eq!(open[0].header.opened_at, t(3 * MIN));
-    assert_eq!(open[0].header.detected_at, t(3 * MIN));
+    assert_eq!(open[0].header.opened_at, t(LOST));
+    assert_eq!(open[0].header.detected_at, t(LOST));
     // jo1 has two duty targets.
     assert_eq!(notifications(&fx).len(), 2);
     assert!(
@@ -42,12 +45,12 @@ fn lost_contact_opens_exactly_at_the_deadline_on_a_tick_and_clears_on_contact() 
             .any(|f| matches!(f, Effect::Audit(a) if a.action == "incident_opened"))
     );
     // Further ticks do not duplicate it.
-    assert!(opened(&e.tick(t(4 * MIN)), IncidentKind::LostContact).is_empty());
+    assert!(opened(&e.tick(t(LOST + MIN)), IncidentKind::LostContact).is_empty());
 
     let fx = e
         .apply(
-            &seen(DeviceKind::Bracelet, T0 + 5 * MIN, None, true),
-            t(5 * MIN),
+            &seen(DeviceKind::Bracelet, T0 + LOST + 2 * MIN, None, true),
+            t(LOST + 2 * MIN),
         )
         .unwrap();
     assert_eq!(codes(&fx), ["lost_contact:cleared"]);
@@ -56,8 +59,8 @@ fn lost_contact_opens_exactly_at_the_deadline_on_a_tick_and_clears_on_contact() 
     assert_eq!(h.state(), IncidentState::Cleared);
     // High severity: cleared is not handled until acknowledged and resolved.
     assert!(!h.handled());
-    e.acknowledge(&id, &"o1".into(), t(6 * MIN)).unwrap();
-    e.resolve(&id, &"o1".into(), "device was in a lift", t(7 * MIN))
+    e.acknowledge(&id, &"o1".into(), t(LOST + 3 * MIN)).unwrap();
+    e.resolve(&id, &"o1".into(), "device was in a lift", t(LOST + 4 * MIN))
         .unwrap();
     assert!(e.incident(&id).unwrap().header.handled());
 }
@@ -65,9 +68,9 @@ fn lost_contact_opens_exactly_at_the_deadline_on_a_tick_and_clears_on_contact() 
 #[test]
 fn a_late_tick_opens_lost_contact_at_the_deadline_not_at_the_tick() {
     let mut e = engine();
-    let fx = e.tick(t(10 * MIN));
+    let fx = e.tick(t(LOST + 7 * MIN));
     let open = opened(&fx, IncidentKind::LostContact);
-    assert_eq!(open[0].header.opened_at, t(3 * MIN));
+    assert_eq!(open[0].header.opened_at, t(LOST));
 }
 
 #[test]
@@ -75,8 +78,8 @@ fn a_message_after_a_silent_gap_without_ticks_still_records_the_lost_contact() {
     let mut e = engine();
     let fx = e
         .apply(
-            &seen(DeviceKind::Bracelet, T0 + 5 * MIN, None, true),
-            t(5 * MIN),
+            &seen(DeviceKind::Bracelet, T0 + LOST + 2 * MIN, None, true),
+            t(LOST + 2 * MIN),
         )
         .unwrap();
     assert_eq!(codes(&fx), ["lost_contact:opened", "lost_contact:cleared"]);
@@ -403,12 +406,12 @@ fn an_action_after_a_missed_deadline_records_the_escalation_first() {
 #[test]
 fn lost_contact_becomes_abscondment_even_when_acknowledged() {
     let mut e = engine();
-    e.tick(t(3 * MIN));
+    e.tick(t(LOST));
     let id = only_incident(&e, IncidentKind::LostContact);
-    e.acknowledge(&id, &"o1".into(), t(4 * MIN)).unwrap();
-    // normal: 120 min after the incident opened at 3 min.
-    assert!(e.tick(t(123 * MIN - 1)).is_empty());
-    let fx = e.tick(t(123 * MIN));
+    e.acknowledge(&id, &"o1".into(), t(LOST + MIN)).unwrap();
+    // normal: 120 min after the incident opened at its deadline.
+    assert!(e.tick(t(LOST + 120 * MIN - 1)).is_empty());
+    let fx = e.tick(t(LOST + 120 * MIN));
     assert_eq!(
         codes(&fx),
         ["abscondment:promoted", "abscondment:police_notified"]
@@ -764,7 +767,7 @@ fn list_filters_scope_by_office_subtree_kind_state_and_time() {
         t(0),
     )
     .unwrap();
-    e.tick(t(3 * MIN)); // lost contact too
+    e.tick(t(LOST)); // lost contact too
     let tree = tree();
     let count = |f: &IncidentFilter| {
         e.incidents()

@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use support::*;
 
 const ESCALATE_MS: i64 = 15 * MIN; // high severity, normal supervision
-const LOST_MS: i64 = 3 * MIN; // 3 × 60 s
+const LOST_MS: i64 = 10 * MIN; // 10 × 60 s
 const CHAIN_TOP: i64 = 2; // jo1 → county → city
 const LATE_MS: i64 = 2 * MIN;
 
