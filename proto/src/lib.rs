@@ -15,6 +15,8 @@
 //! - [`validate`]: semantic checks and [`DecodeOptions`].
 //! - [`error`]: typed errors with stable `reason()` codes.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod binary;
 pub mod codec;
