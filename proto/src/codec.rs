@@ -53,6 +53,37 @@ pub struct Decoded {
 /// `now` is the receive time (used to reject fix times in the future); `keys`
 /// supplies per-device secrets for authenticated and encrypted payloads.
 /// Never panics; every rejection is a [`DecodeError`] with a `reason()`.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use geoward_proto::*;
+///
+/// let device = DeviceId::new("bracelet-0001")?;
+/// let secret = b"per-device secret".to_vec();
+/// let keys = HashMap::from([(device.clone(), secret.clone())]);
+/// let now = Timestamp(1_763_800_000_000);
+/// let fix = Fix {
+///     seq: 7, time: Timestamp(now.0 - 60_000), lat: 31.2304321, lon: 121.4737012,
+///     accuracy_m: 8.5, altitude_m: None, speed_mps: None, heading_deg: None,
+///     satellites: None, source: PositionSource::Gnss,
+/// };
+/// let frame = encode_uplink(&device, &Uplink::Fix(fix), Encoding::Binary,
+///     Protection::Mac { secret: &secret })?;
+///
+/// let topic = Topic::parse("/tenants/acme/geoward/v1/dev/bracelet-0001/up/bin")?;
+/// let opts = DecodeOptions { require_authenticated: true, ..DecodeOptions::default() };
+/// let decoded = decode_uplink(&topic, &frame, &opts, now, &keys)?;
+/// assert!(decoded.authenticated);
+/// assert_eq!(decoded.tenant.as_ref().map(TenantId::as_str), Some("acme"));
+/// assert_eq!(decoded.message, Uplink::Fix(fix));
+///
+/// // Tampering is a typed rejection with a metric-friendly reason.
+/// let mut bad = frame.clone();
+/// bad[10] ^= 1;
+/// let err = decode_uplink(&topic, &bad, &opts, now, &keys).unwrap_err();
+/// assert_eq!(err.reason(), "bad_mac");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decode_uplink(
     topic: &Topic,
     payload: &[u8],
