@@ -1,0 +1,585 @@
+//! Command line: `geoward-sim replay | fleet | load | check`. Parsing lives
+//! here (so tests can parse argument lists); `main.rs` only calls [`main`].
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use geoward_proto::Encoding;
+
+use crate::expect::{Expectations, ObservedIncident};
+use crate::fleet::{self, FleetConfig, NoiseModel, ScenarioKind, ScenarioSpec};
+use crate::geo::LatLon;
+use crate::load::{LoadProfile, Report};
+use crate::plan::Plan;
+use crate::schedule::{
+    Crossing, Faults, Gap, GapModel, Pacing, fan_out, place_across, translate_to,
+};
+use crate::trace::{self, Format};
+use crate::wire::{self, WireConfig};
+use crate::zones;
+
+/// geoward-sim: replay traces, simulate fleets and load-test Geoward over the
+/// real device wire.
+#[derive(Debug, Parser)]
+#[command(name = "geoward-sim", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay recorded traces (GPX, CSV, NDJSON wire format, track export).
+    Replay(ReplayArgs),
+    /// Simulate N subjects living in a zone, with scripted violations.
+    Fleet(FleetArgs),
+    /// Hold a target fix rate across many connections and measure.
+    Load(LoadArgs),
+    /// Compare observed incidents (NDJSON: subject, kind, at) with an
+    /// expectation file; exit 1 on any difference.
+    Check(CheckArgs),
+}
+
+/// Trace file formats on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// GPX 1.0/1.1.
+    Gpx,
+    /// CSV `device,time,lat,lon,accuracy[,source]`.
+    Csv,
+    /// One device JSON wire message a line.
+    Ndjson,
+    /// Track-query export, one stored fix a line.
+    Track,
+}
+
+/// Payload encodings on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EncodingArg {
+    /// Geoward JSON.
+    Json,
+    /// Geoward binary frame.
+    Bin,
+    /// OwnTracks JSON (fixes only, no acks).
+    Owntracks,
+}
+
+/// Options shared by every command that publishes.
+#[derive(Debug, Args)]
+pub struct WireArgs {
+    /// Broker address; several comma-separated hosts spread connections
+    /// (e.g. 127.0.0.1,127.0.0.2 past the ephemeral-port limit).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub broker: String,
+    /// Payload encoding.
+    #[arg(long, value_enum, default_value = "json")]
+    pub encoding: EncodingArg,
+    /// MQTT password of every device (fleet runs use their own secrets).
+    #[arg(long, env = "GEOWARD_SIM_SECRET", default_value = "")]
+    pub secret: String,
+    /// Also authenticate payloads with the secret (seal, MAC, encryption).
+    #[arg(long)]
+    pub mac: bool,
+    /// Speed: 1 = real time, 10, 3600, or `max` (as fast as possible).
+    #[arg(long, default_value = "1")]
+    pub speed: String,
+    /// Seconds to wait for outstanding acks after the last send.
+    #[arg(long, default_value_t = 10)]
+    pub drain_s: u64,
+    /// Build the plan and print its summary without connecting.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the plan as NDJSON (wire JSON with `device_id`, plus `at_ms`).
+    #[arg(long)]
+    pub write_plan: Option<PathBuf>,
+    /// Write the JSON report here (the summary goes to stderr).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// `replay` options.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Trace files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Format, when the extension does not say.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Device id for formats without one (default: file stem).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Translate every trace to start at LAT,LON.
+    #[arg(long, value_parser = parse_latlon)]
+    pub at: Option<LatLon>,
+    /// Place every trace across a zone's boundary: FILE:ZONE[:exit|excursion].
+    #[arg(long)]
+    pub cross: Option<String>,
+    /// Replay each trace as N devices.
+    #[arg(long, default_value_t = 1)]
+    pub copies: usize,
+    /// Metres between copies.
+    #[arg(long, default_value_t = 50.0)]
+    pub spacing_m: f64,
+    /// Seconds between copies' starts.
+    #[arg(long, default_value_t = 0)]
+    pub stagger_s: i64,
+    /// Coverage gap START_S:DURATION_S from the plan start (repeatable).
+    #[arg(long = "gap", value_parser = parse_pair)]
+    pub gaps: Vec<(i64, i64)>,
+    /// Random gaps MEAN_INTERVAL_S:MEAN_DURATION_S on every device.
+    #[arg(long, value_parser = parse_pair)]
+    pub random_gaps: Option<(i64, i64)>,
+    /// Probability of delivering a message twice.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicates: f64,
+    /// Probability of swapping a message with the next one.
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    /// Seed of the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Shift times so the replay starts now (`max` speed: ends now).
+    #[arg(long)]
+    pub shift_to_now: bool,
+    /// Wire options.
+    #[command(flatten)]
+    pub wire: WireArgs,
+}
+
+/// `fleet` options.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Zone file (GeoJSON, optionally .gz).
+    #[arg(long)]
+    pub zones: PathBuf,
+    /// Zone id or name the subjects live in.
+    #[arg(long)]
+    pub zone: String,
+    /// Subjects.
+    #[arg(long, default_value_t = 10)]
+    pub subjects: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days to simulate.
+    #[arg(long, default_value_t = 1)]
+    pub days: u32,
+    /// Local midnight of the first day (RFC 3339); default: today's in
+    /// UTC+8 with --shift-to-now, else 2026-01-05.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Scripted scenario KIND[@DAY] (repeatable); kinds: leave_and_stay,
+    /// brief_excursion, curfew_breach, exclusion_entry, strap_cut,
+    /// power_off, goes_silent, phone_left_at_home.
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
+    /// One subject for every scenario kind.
+    #[arg(long)]
+    pub all_scenarios: bool,
+    /// Every subject carries a phone too.
+    #[arg(long)]
+    pub phones: bool,
+    /// No GPS noise (exact positions).
+    #[arg(long)]
+    pub exact: bool,
+    /// Write the expectation file (incidents + subject set-up) here.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+    /// Shift so the fleet's day starts now.
+    #[arg(long)]
+    pub shift_to_now: bool,
+    /// Wire options.
+    #[command(flatten)]
+    pub wire: WireArgs,
+}
+
+/// `load` options.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Connections.
+    #[arg(long, default_value_t = 100)]
+    pub devices: usize,
+    /// Target fixes per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seconds at the target rate.
+    #[arg(long, default_value_t = 30)]
+    pub duration: u32,
+    /// Seconds of ramp-up.
+    #[arg(long, default_value_t = 5)]
+    pub ramp_up: u32,
+    /// Seconds of ramp-down.
+    #[arg(long, default_value_t = 5)]
+    pub ramp_down: u32,
+    /// Centre of the devices' positions.
+    #[arg(long, value_parser = parse_latlon, default_value = "38.47,106.28")]
+    pub at: LatLon,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Device id prefix.
+    #[arg(long, default_value = "load")]
+    pub prefix: String,
+    /// Wire options.
+    #[command(flatten)]
+    pub wire: WireArgs,
+}
+
+/// `check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Expectation file.
+    #[arg(long)]
+    pub expect: PathBuf,
+    /// Observed incidents, NDJSON `{"subject","kind","at_ms"}`.
+    #[arg(long)]
+    pub observed: PathBuf,
+}
+
+fn parse_latlon(s: &str) -> Result<LatLon, String> {
+    let (a, b) = s.split_once(',').ok_or("want LAT,LON")?;
+    let lat: f64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad latitude {a:?}"))?;
+    let lon: f64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad longitude {b:?}"))?;
+    if lat.abs() > 90.0 || lon.abs() > 180.0 {
+        return Err("latitude or longitude out of range".into());
+    }
+    Ok(LatLon::new(lat, lon))
+}
+
+fn parse_pair(s: &str) -> Result<(i64, i64), String> {
+    let (a, b) = s.split_once(':').ok_or("want A:B in seconds")?;
+    let a: i64 = a.parse().map_err(|_| format!("bad number {a:?}"))?;
+    let b: i64 = b.parse().map_err(|_| format!("bad number {b:?}"))?;
+    if a < 0 || b <= 0 {
+        return Err("want A >= 0 and B > 0".into());
+    }
+    Ok((a, b))
+}
+
+/// Runs a parsed command line; the exit code says whether the run passed.
+pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Replay(a) => replay(a).await,
+        Command::Fleet(a) => fleet_cmd(a).await,
+        Command::Load(a) => load_cmd(a).await,
+        Command::Check(a) => check_cmd(&a),
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Builds the replay plan (pure apart from reading the files).
+pub fn replay_plan(a: &ReplayArgs, now_ms: i64) -> anyhow::Result<Plan> {
+    let format = a.format.map(|f| match f {
+        FormatArg::Gpx => Format::Gpx,
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Ndjson => Format::Ndjson,
+        FormatArg::Track => Format::TrackExport,
+    });
+    let mut traces = Vec::new();
+    for f in &a.files {
+        let mut t = trace::load(f, format)?;
+        if let Some(d) = &a.device {
+            t.iter_mut().for_each(|t| t.device = d.clone());
+        }
+        traces.extend(t);
+    }
+    if let Some(p) = a.at {
+        traces = traces.iter().map(|t| translate_to(t, p)).collect();
+    }
+    if let Some(spec) = &a.cross {
+        let mut parts = spec.rsplitn(2, ':');
+        let last = parts.next().unwrap_or_default();
+        let (file_zone, crossing) = match last {
+            "exit" => (parts.next().unwrap_or_default().to_string(), Crossing::Exit),
+            "excursion" => (
+                parts.next().unwrap_or_default().to_string(),
+                Crossing::Excursion,
+            ),
+            _ => (spec.clone(), Crossing::Exit),
+        };
+        let (file, zone) = file_zone
+            .rsplit_once(':')
+            .context("--cross wants FILE:ZONE[:exit|excursion]")?;
+        let areas = zones::load(Path::new(file))?;
+        let area = zones::find(&areas, zone, file)?;
+        traces = traces
+            .iter()
+            .map(|t| place_across(t, area, crossing, 0))
+            .collect::<Result<_, _>>()?;
+    }
+    if a.copies > 1 {
+        traces = traces
+            .iter()
+            .flat_map(|t| fan_out(t, a.copies, a.spacing_m, a.stagger_s * 1000))
+            .collect();
+    }
+    let mut plan = Plan::from_traces(&traces);
+    let start = plan.start_ms().unwrap_or(0);
+    let faults = Faults {
+        gaps: a
+            .gaps
+            .iter()
+            .map(|&(s, d)| Gap {
+                device: None,
+                start_ms: start + s * 1000,
+                end_ms: start + (s + d) * 1000,
+            })
+            .collect(),
+        random_gaps: a.random_gaps.map(|(i, d)| GapModel {
+            mean_interval_ms: i * 1000,
+            mean_duration_ms: d * 1000,
+        }),
+        duplicate_probability: a.duplicates,
+        reorder_probability: a.reorder,
+        ..Faults::default()
+    };
+    plan = faults.apply(&plan, a.seed);
+    if a.shift_to_now {
+        if Pacing::parse(&a.wire.speed)? == Pacing::AsFastAsPossible {
+            plan.shift_end_to(now_ms);
+        } else {
+            plan.shift_start_to(now_ms);
+        }
+    }
+    Ok(plan)
+}
+
+async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let plan = replay_plan(&a, now_ms())?;
+    publish("replay", &plan, &a.wire, HashMap::new(), None).await
+}
+
+/// Builds the fleet configuration from the arguments.
+pub fn fleet_config(a: &FleetArgs, now_ms: i64) -> anyhow::Result<FleetConfig> {
+    let base = FleetConfig::default();
+    let start_ms = match (&a.start, a.shift_to_now) {
+        (Some(s), _) => trace::parse_time_ms(s).map_err(|e| anyhow::anyhow!("--start: {e}"))?,
+        (None, true) => {
+            let day = 86_400_000;
+            let local = now_ms + base.utc_offset_ms;
+            local - local.rem_euclid(day) - base.utc_offset_ms
+        }
+        (None, false) => base.start_ms,
+    };
+    let mut scenarios = Vec::new();
+    if a.all_scenarios {
+        scenarios.extend(ScenarioKind::ALL.map(|kind| ScenarioSpec {
+            kind,
+            day: 0,
+            at_minute: None,
+        }));
+    }
+    for s in &a.scenarios {
+        let (name, day) = match s.split_once('@') {
+            Some((n, d)) => (
+                n,
+                d.parse::<u32>()
+                    .with_context(|| format!("bad day in {s:?}"))?,
+            ),
+            None => (s.as_str(), 0),
+        };
+        let kind =
+            ScenarioKind::from_name(name).with_context(|| format!("unknown scenario {name:?}"))?;
+        scenarios.push(ScenarioSpec {
+            kind,
+            day,
+            at_minute: None,
+        });
+    }
+    Ok(FleetConfig {
+        subjects: a.subjects.max(scenarios.len()),
+        seed: a.seed,
+        start_ms,
+        duration_ms: i64::from(a.days.max(1)) * 86_400_000,
+        noise: if a.exact {
+            NoiseModel::EXACT
+        } else {
+            NoiseModel::default()
+        },
+        phones: a.phones,
+        scenarios,
+        ..base
+    })
+}
+
+async fn fleet_cmd(a: FleetArgs) -> anyhow::Result<ExitCode> {
+    let cfg = fleet_config(&a, now_ms())?;
+    let file = a.zones.display().to_string();
+    let areas = zones::load(&a.zones)?;
+    let area = zones::find(&areas, &a.zone, &file)?;
+    let fleet = fleet::generate(&cfg, area)?;
+    if let Some(path) = &a.expect {
+        std::fs::write(path, fleet.expectations.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "wrote {} expected incidents for {} subjects to {}",
+            fleet.expectations.incidents.len(),
+            fleet.subjects.len(),
+            path.display()
+        );
+    }
+    let secrets = fleet
+        .subjects
+        .iter()
+        .flat_map(|s| s.devices.iter().map(|d| (d.id.clone(), d.secret.clone())))
+        .collect();
+    publish("fleet", &fleet.plan, &a.wire, secrets, None).await
+}
+
+async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
+    if !(a.rate.is_finite() && a.rate > 0.0) {
+        bail!("--rate must be positive");
+    }
+    let profile = LoadProfile {
+        devices: a.devices,
+        rate_per_s: a.rate,
+        ramp_up_s: a.ramp_up,
+        hold_s: a.duration,
+        ramp_down_s: a.ramp_down,
+        centre: a.at,
+        radius_m: 20_000.0,
+        seed: a.seed,
+        prefix: a.prefix.clone(),
+    };
+    // Device times must be "now" when sent: build the plan at real time.
+    let plan = profile.plan(now_ms() + 1000);
+    publish("load", &plan, &a.wire, HashMap::new(), Some(a.rate)).await
+}
+
+fn check_cmd(a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let exp = Expectations::load(&a.expect)?;
+    let text = std::fs::read_to_string(&a.observed)
+        .with_context(|| format!("reading {}", a.observed.display()))?;
+    let observed = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<ObservedIncident>(l).with_context(|| {
+                format!("{}:{}: bad observed incident", a.observed.display(), i + 1)
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = exp.check(&observed);
+    print!("{}", report.summary());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Writes a plan as NDJSON: the wire JSON of every message with its
+/// `device_id` and the plan time `at_ms` — readable back as an NDJSON trace.
+pub fn write_plan(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
+    for s in &plan.sends {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&geoward_proto::json::encode_uplink(&s.message))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("device_id".into(), s.device.clone().into());
+        }
+        writeln!(out, "{v}")?;
+    }
+    Ok(())
+}
+
+async fn publish(
+    mode: &str,
+    plan: &Plan,
+    w: &WireArgs,
+    secrets: HashMap<String, String>,
+    target: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &w.write_plan {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        write_plan(plan, &mut f)?;
+        f.flush()?;
+    }
+    eprintln!(
+        "{mode}: plan of {} sends ({} fixes) for {} devices",
+        plan.sends.len(),
+        plan.fix_count(),
+        plan.devices().len()
+    );
+    if w.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (hosts, port) = match w.broker.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().context("bad broker port")?),
+        None => (w.broker.as_str(), 1883),
+    };
+    let encoding = match w.encoding {
+        EncodingArg::Json => Encoding::Json,
+        EncodingArg::Bin => Encoding::Binary,
+        EncodingArg::Owntracks => Encoding::OwnTracks,
+    };
+    let cfg = WireConfig {
+        hosts: hosts.split(',').map(str::to_string).collect(),
+        port,
+        encoding,
+        protect_payloads: w.mac,
+        secrets,
+        default_secret: w.secret.clone(),
+        pacing: Pacing::parse(&w.speed)?,
+        drain_timeout: Duration::from_secs(w.drain_s),
+        expect_acks: encoding != Encoding::OwnTracks,
+        ..WireConfig::default()
+    };
+    let total = plan.sends.len().max(1);
+    let mut last_shown = 0usize;
+    let stats = wire::run(
+        plan,
+        &cfg,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        |done| {
+            let pct = done * 100 / total;
+            if pct >= last_shown + 5 || done == total {
+                last_shown = pct;
+                eprint!("\r{mode}: {done}/{total} sends ({pct}%)   ");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        },
+    )
+    .await?;
+    let report = Report::new(mode, target, &stats);
+    eprint!("{}", report.summary());
+    match &w.report {
+        Some(path) => std::fs::write(path, report.to_json())
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{}", report.to_json()),
+    }
+    let ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,17 @@
+//! geoward-sim: replays recorded traces, drives synthetic fleets and generates
+//! load over the same wire real devices use.
+//!
+//! The pure parts (trace parsing, scheduling, fleet synthesis) do no IO and
+//! never read the clock: time is an argument, randomness a seed. Only the
+//! wire runner talks to a broker.
+
+pub mod cli;
+pub mod expect;
+pub mod fleet;
+pub mod geo;
+pub mod load;
+pub mod plan;
+pub mod schedule;
+pub mod trace;
+pub mod wire;
+pub mod zones;

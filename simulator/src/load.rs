@@ -1,0 +1,262 @@
+//! Load generation: a plan that holds a target fix rate across many devices
+//! with ramp-up, hold and ramp-down, and the report of what was achieved.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::geo::LatLon;
+use crate::plan::{Plan, Send, fix};
+use crate::trace::PositionSource;
+use crate::wire::{Percentiles, RunStats};
+
+/// Shape of a load run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadProfile {
+    /// Devices (connections).
+    pub devices: usize,
+    /// Target fixes per second while holding.
+    pub rate_per_s: f64,
+    /// Seconds rising linearly from 0 to the target.
+    pub ramp_up_s: u32,
+    /// Seconds at the target.
+    pub hold_s: u32,
+    /// Seconds falling linearly to 0.
+    pub ramp_down_s: u32,
+    /// Where the devices are (each gets a random spot within `radius_m`).
+    pub centre: LatLon,
+    /// Spread of device positions.
+    pub radius_m: f64,
+    /// Seed for positions and device order.
+    pub seed: u64,
+    /// Device id prefix (`<prefix>-000001`, ...).
+    pub prefix: String,
+}
+
+impl LoadProfile {
+    /// Target rate at second `t` of the run.
+    pub fn rate_at(&self, t: u32) -> f64 {
+        let r = self.rate_per_s;
+        if t < self.ramp_up_s {
+            r * f64::from(t + 1) / f64::from(self.ramp_up_s + 1)
+        } else if t < self.ramp_up_s + self.hold_s {
+            r
+        } else if t < self.ramp_up_s + self.hold_s + self.ramp_down_s {
+            let k = t - self.ramp_up_s - self.hold_s;
+            r * f64::from(self.ramp_down_s - k) / f64::from(self.ramp_down_s + 1)
+        } else {
+            0.0
+        }
+    }
+
+    /// Total length in seconds.
+    pub fn duration_s(&self) -> u32 {
+        self.ramp_up_s + self.hold_s + self.ramp_down_s
+    }
+
+    /// Device id of device `i`.
+    pub fn device_id(&self, i: usize) -> String {
+        format!("{}-{:06}", self.prefix, i + 1)
+    }
+
+    /// The plan, starting at `start_ms` (pass "now"): each second's fixes
+    /// are spread evenly over the second and over the devices in turn, so
+    /// every device sends at `rate / devices` per second.
+    pub fn plan(&self, start_ms: i64) -> Plan {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let n = self.devices.max(1);
+        let spots: Vec<LatLon> = (0..n)
+            .map(|_| {
+                let d = self.radius_m * rng.random::<f64>().sqrt();
+                let b = rng.random_range(0.0..std::f64::consts::TAU);
+                self.centre.moved(d * b.sin(), d * b.cos())
+            })
+            .collect();
+        let ids: Vec<String> = (0..n).map(|i| self.device_id(i)).collect();
+        let mut sends = Vec::new();
+        let mut carry = 0.0;
+        let mut next_device = 0usize;
+        for t in 0..self.duration_s() {
+            carry += self.rate_at(t);
+            let count = carry.floor() as usize;
+            carry -= count as f64;
+            for k in 0..count {
+                let at = start_ms + i64::from(t) * 1000 + (k as i64 * 1000) / count as i64;
+                let d = next_device % n;
+                next_device += 1;
+                let p = spots[d];
+                sends.push(Send {
+                    at_ms: at,
+                    device: ids[d].clone(),
+                    message: fix(at, p.lat, p.lon, 8.0, PositionSource::Gnss),
+                });
+            }
+        }
+        Plan::new(sends)
+    }
+}
+
+/// Machine-readable result of a wire run (replay, fleet or load).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `replay`, `fleet` or `load`.
+    pub mode: String,
+    /// Target rate, fixes per second (load only).
+    pub target_rate_per_s: Option<f64>,
+    /// Fixes published per second of dispatch.
+    pub achieved_rate_per_s: f64,
+    /// Connections.
+    pub devices: usize,
+    /// Messages published for the first time.
+    pub published: u64,
+    /// Fixes in them.
+    pub fixes: u64,
+    /// Messages released by acks.
+    pub acked: u64,
+    /// Messages still unacknowledged at the end.
+    pub unacked_at_end: u64,
+    /// Republished after reconnects.
+    pub resent: u64,
+    /// Publish and encode errors.
+    pub errors: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+    /// Undecodable downlinks.
+    pub bad_downlinks: u64,
+    /// Skipped messages (encoding cannot carry them).
+    pub skipped: u64,
+    /// Publish → ack latency.
+    pub ack_latency: Percentiles,
+    /// Dispatch phase, seconds.
+    pub dispatch_s: f64,
+    /// Whole run including drain, seconds.
+    pub elapsed_s: f64,
+    /// Stopped early by a signal.
+    pub interrupted: bool,
+}
+
+impl Report {
+    /// Builds the report of a run.
+    pub fn new(mode: &str, target_rate_per_s: Option<f64>, r: &RunStats) -> Self {
+        let dispatch_s = r.dispatch_elapsed.as_secs_f64();
+        let t = &r.total;
+        Self {
+            mode: mode.to_string(),
+            target_rate_per_s,
+            achieved_rate_per_s: if dispatch_s > 0.0 {
+                t.fixes as f64 / dispatch_s
+            } else {
+                0.0
+            },
+            devices: r.devices,
+            published: t.published,
+            fixes: t.fixes,
+            acked: t.acked,
+            unacked_at_end: t.unacked_at_end,
+            resent: t.resent,
+            errors: t.errors,
+            reconnects: t.reconnects,
+            connect_errors: t.connect_errors,
+            bad_downlinks: t.bad_downlinks,
+            skipped: t.skipped,
+            ack_latency: Percentiles::of(&t.ack_latency_us),
+            dispatch_s,
+            elapsed_s: r.elapsed.as_secs_f64(),
+            interrupted: r.interrupted,
+        }
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Readable summary for the terminal.
+    pub fn summary(&self) -> String {
+        let l = &self.ack_latency;
+        let target = self
+            .target_rate_per_s
+            .map(|r| format!(" (target {r:.0})"))
+            .unwrap_or_default();
+        format!(
+            "{mode}: {devices} devices, {published} messages ({fixes} fixes) in {d:.1} s\n\
+             rate:      {rate:.1} fixes/s{target}\n\
+             acks:      {acked} acked, {unacked} unacked at end, {resent} resent\n\
+             latency:   publish->ack p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({n} samples)\n\
+             problems:  {errors} errors, {reconnects} reconnects, {ce} failed connects, {bd} bad downlinks, {sk} skipped{int}\n",
+            mode = self.mode,
+            devices = self.devices,
+            published = self.published,
+            fixes = self.fixes,
+            d = self.dispatch_s,
+            rate = self.achieved_rate_per_s,
+            acked = self.acked,
+            unacked = self.unacked_at_end,
+            resent = self.resent,
+            p50 = l.p50_ms,
+            p95 = l.p95_ms,
+            p99 = l.p99_ms,
+            max = l.max_ms,
+            n = l.count,
+            errors = self.errors,
+            reconnects = self.reconnects,
+            ce = self.connect_errors,
+            bd = self.bad_downlinks,
+            sk = self.skipped,
+            int = if self.interrupted {
+                ", INTERRUPTED"
+            } else {
+                ""
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> LoadProfile {
+        LoadProfile {
+            devices: 7,
+            rate_per_s: 100.0,
+            ramp_up_s: 4,
+            hold_s: 10,
+            ramp_down_s: 4,
+            centre: LatLon::new(38.47, 106.28),
+            radius_m: 5_000.0,
+            seed: 3,
+            prefix: "load".into(),
+        }
+    }
+
+    #[test]
+    fn plan_holds_the_rate_and_ramps() {
+        let p = profile();
+        let plan = p.plan(1_800_000_000_000);
+        let per_second = |t: i64| {
+            plan.sends
+                .iter()
+                .filter(|s| (s.at_ms - 1_800_000_000_000) / 1000 == t)
+                .count()
+        };
+        for t in 4..14 {
+            assert_eq!(per_second(t), 100, "second {t}");
+        }
+        assert!(per_second(0) < per_second(2) && per_second(2) < 100);
+        assert!(per_second(17) < per_second(15) && per_second(15) < 100);
+        assert_eq!(per_second(18), 0);
+        assert_eq!(plan.devices().len(), 7);
+        // Evenly shared: every device within one fix of the others.
+        let counts: Vec<usize> = plan
+            .devices()
+            .iter()
+            .map(|d| plan.for_device(d).count())
+            .collect();
+        let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(hi - lo <= 1, "{counts:?}");
+        assert_eq!(plan, p.plan(1_800_000_000_000));
+    }
+}

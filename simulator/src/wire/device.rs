@@ -1,0 +1,325 @@
+//! One simulated device on the wire: connection, publication, and the
+//! store-and-forward buffer a real bracelet keeps.
+//!
+//! Like a device, it publishes only while connected; what it produces
+//! offline waits in the buffer. Every message stays buffered until an ack
+//! covers its seq, and the whole buffer is published again on every
+//! (re)connect, oldest first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use geoward_proto::{
+    DecodeOptions, DeviceId, Downlink, Encoding, Protection, Topic, Uplink, encode_uplink,
+};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::stats::Stats;
+use super::{WireConfig, WireError};
+use crate::plan::{Send, fix_count};
+
+/// Connection state as the poll task sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Conn {
+    /// Incremented on every ConnAck.
+    generation: u64,
+    /// Whether the session is up.
+    up: bool,
+}
+
+/// What the poll task reports to the device task. Never a queue that can
+/// fill: the poll task must keep polling (or rumqttc stops reconnecting and
+/// draining its request channel), so the connection state and the
+/// cumulative ack travel in one-slot watch channels and the rest are counters.
+struct Link {
+    conn: watch::Receiver<Conn>,
+    /// Highest ack seen (acks are cumulative, so the latest max is enough).
+    acked: watch::Receiver<u64>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    connect_errors: AtomicU64,
+    bad_downlinks: AtomicU64,
+}
+
+/// A buffered message.
+struct Pending {
+    payload: Vec<u8>,
+    /// When the device produced it; latency is measured from here.
+    produced: Instant,
+    /// Whether it went out at least once (a later publication is a resend).
+    sent: bool,
+}
+
+pub(super) fn spawn(
+    device: &str,
+    host: String,
+    cfg: &WireConfig,
+    rx: mpsc::Receiver<Send>,
+) -> Result<JoinHandle<Stats>, WireError> {
+    let id = DeviceId::new(device).map_err(|e| WireError::BadDevice {
+        device: device.to_string(),
+        message: e.to_string(),
+    })?;
+    let secret = cfg
+        .secrets
+        .get(device)
+        .cloned()
+        .unwrap_or_else(|| cfg.default_secret.clone());
+    let mut opts = MqttOptions::new(device, host, cfg.port);
+    opts.set_credentials(device, secret.clone());
+    opts.set_keep_alive(cfg.keep_alive);
+    opts.set_clean_session(true);
+    opts.set_max_packet_size(512 * 1024, 512 * 1024);
+    let (client, eventloop) = AsyncClient::new(opts, 64);
+    let (conn_tx, conn) = watch::channel(Conn {
+        generation: 0,
+        up: false,
+    });
+    let (ack_tx, acked) = watch::channel(0u64);
+    let counters = Arc::new(Counters::default());
+    let link = Link {
+        conn,
+        acked,
+        counters: counters.clone(),
+    };
+    let poller = tokio::spawn(poll(
+        eventloop,
+        conn_tx,
+        ack_tx,
+        counters,
+        cfg.reconnect_backoff,
+    ));
+    let task = Device {
+        id,
+        secret,
+        encoding: cfg.encoding,
+        protect: cfg.protect_payloads,
+        expect_acks: cfg.expect_acks && cfg.encoding != Encoding::OwnTracks,
+        drain_timeout: cfg.drain_timeout,
+        client,
+        buffer: BTreeMap::new(),
+        next_key: 0,
+        stats: Stats::default(),
+        generation: 0,
+        nonce: 0,
+    };
+    Ok(tokio::spawn(async move {
+        let stats = task.run(rx, link).await;
+        poller.abort();
+        stats
+    }))
+}
+
+/// Drives the event loop; rumqttc reconnects when polled after an error.
+async fn poll(
+    mut eventloop: EventLoop,
+    conn: watch::Sender<Conn>,
+    acked: watch::Sender<u64>,
+    counters: Arc<Counters>,
+    backoff: Duration,
+) {
+    let opts = DecodeOptions::default();
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => conn.send_modify(|c| {
+                c.generation += 1;
+                c.up = true;
+            }),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                match geoward_proto::decode_downlink(&p.payload, &opts) {
+                    Ok(Downlink::Ack(a)) => {
+                        acked.send_if_modified(|max| {
+                            let newer = a.seq > *max;
+                            *max = (*max).max(a.seq);
+                            newer
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        counters.bad_downlinks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let was_up = conn.borrow().up;
+                if was_up {
+                    conn.send_modify(|c| c.up = false);
+                } else {
+                    counters.connect_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                if conn.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+struct Device {
+    id: DeviceId,
+    secret: String,
+    encoding: Encoding,
+    protect: bool,
+    expect_acks: bool,
+    drain_timeout: Duration,
+    client: AsyncClient,
+    /// Buffered messages by (highest seq, arrival) so acks release a prefix
+    /// and duplicates of one seq are kept apart.
+    buffer: BTreeMap<(u64, u64), Pending>,
+    next_key: u64,
+    stats: Stats,
+    /// Connection generation last handled (0 = never connected).
+    generation: u64,
+    nonce: u64,
+}
+
+impl Device {
+    async fn run(mut self, mut rx: mpsc::Receiver<Send>, mut link: Link) -> Stats {
+        let topic = Topic::uplink(self.id.clone(), self.encoding).to_string();
+        let down = Topic::downlink(self.id.clone()).to_string();
+        let mut inputs_open = true;
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            if !inputs_open && self.buffer.is_empty() {
+                break;
+            }
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                msg = rx.recv(), if inputs_open => match msg {
+                    Some(send) => {
+                        let up = link.conn.borrow().up;
+                        self.produce(&topic, &send, up).await;
+                    }
+                    None => {
+                        inputs_open = false;
+                        drain_deadline = Some(Instant::now() + self.drain_timeout);
+                    }
+                },
+                r = link.conn.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    let c = *link.conn.borrow_and_update();
+                    if c.up && c.generation != self.generation {
+                        if self.generation != 0 {
+                            self.stats.reconnects += 1;
+                        }
+                        self.generation = c.generation;
+                        // A clean session forgets subscriptions; subscribing
+                        // before the flush means no ack can be missed.
+                        if self.expect_acks {
+                            let _ = self.client.subscribe(down.clone(), QoS::AtLeastOnce).await;
+                        }
+                        self.flush(&topic).await;
+                    }
+                }
+                r = link.acked.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    let seq = *link.acked.borrow_and_update();
+                    self.release(seq);
+                }
+                () = tokio::time::sleep_until(drain_deadline.unwrap_or(far)), if drain_deadline.is_some() => break,
+            }
+        }
+        self.stats.connect_errors = link.counters.connect_errors.load(Ordering::Relaxed);
+        self.stats.bad_downlinks = link.counters.bad_downlinks.load(Ordering::Relaxed);
+        self.stats.unacked_at_end = self.buffer.len() as u64;
+        let _ = self.client.try_disconnect();
+        self.stats
+    }
+
+    fn encode(&mut self, message: &Uplink) -> Option<Vec<u8>> {
+        let secret = self.secret.as_bytes();
+        let protection = match (self.protect, self.encoding) {
+            (false, _) => Protection::None,
+            (true, Encoding::OwnTracks) => {
+                self.nonce += 1;
+                let mut nonce = [0u8; geoward_proto::owntracks::NONCE_LEN];
+                nonce[..8].copy_from_slice(&self.nonce.to_be_bytes());
+                Protection::Encrypt { secret, nonce }
+            }
+            (true, _) => Protection::Mac { secret },
+        };
+        encode_uplink(&self.id, message, self.encoding, protection).ok()
+    }
+
+    /// A new message from the plan: buffer it and publish if connected.
+    async fn produce(&mut self, topic: &str, send: &Send, up: bool) {
+        if self.encoding == Encoding::OwnTracks && !matches!(send.message, Uplink::Fix(_)) {
+            self.stats.skipped += 1;
+            return;
+        }
+        let Some(payload) = self.encode(&send.message) else {
+            self.stats.errors += 1;
+            return;
+        };
+        self.stats.published += 1;
+        self.stats.fixes += fix_count(&send.message) as u64;
+        let key = (send.max_seq(), self.next_key);
+        self.next_key += 1;
+        self.buffer.insert(
+            key,
+            Pending {
+                payload,
+                produced: Instant::now(),
+                sent: false,
+            },
+        );
+        if up {
+            self.publish(topic, key).await;
+        }
+    }
+
+    async fn publish(&mut self, topic: &str, key: (u64, u64)) {
+        let Some(p) = self.buffer.get_mut(&key) else {
+            return;
+        };
+        let payload = p.payload.clone();
+        if std::mem::replace(&mut p.sent, true) {
+            self.stats.resent += 1;
+        }
+        if !self.expect_acks {
+            // No acks will come (OwnTracks): sent is done.
+            self.buffer.remove(&key);
+        }
+        if self
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .is_err()
+        {
+            self.stats.errors += 1;
+        }
+    }
+
+    /// Publishes the whole buffer, oldest first.
+    async fn flush(&mut self, topic: &str) {
+        let keys: Vec<(u64, u64)> = self.buffer.keys().copied().collect();
+        for k in keys {
+            self.publish(topic, k).await;
+        }
+    }
+
+    /// Drops everything up to `seq` from the buffer, recording latencies.
+    fn release(&mut self, seq: u64) {
+        let keep = self.buffer.split_off(&(seq.saturating_add(1), 0));
+        let now = Instant::now();
+        for (_, p) in std::mem::replace(&mut self.buffer, keep) {
+            let us = now.duration_since(p.produced).as_micros().max(1) as u64;
+            let _ = self.stats.ack_latency_us.record(us.min(3_600_000_000));
+            self.stats.acked += 1;
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Publishes a [`Plan`] over MQTT exactly as devices do: one connection per
+//! device with its credentials, the `geoward-proto` encodings, QoS 1, and the
+//! store-and-forward contract: every message is kept until a downlink ack
+//! covers its seq, and everything unacknowledged is published again after a
+//! reconnect.
+//!
+//! Per device, a poll task drives rumqttc's event loop (reconnecting with a
+//! short backoff) and forwards connection events and acks; a device task
+//! publishes what the dispatcher hands it and keeps the unacked store. The
+//! dispatcher paces the plan and waits when a device's queue is full
+//! (backpressure, never a drop).
+
+mod device;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use geoward_proto::Encoding;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::plan::Plan;
+use crate::schedule::Pacing;
+
+pub use stats::{Percentiles, Stats};
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct WireConfig {
+    /// Broker hosts; devices are spread over them round-robin. Several
+    /// loopback addresses (127.0.0.1, 127.0.0.2, ...) lift the ephemeral-port
+    /// limit per destination for runs with tens of thousands of connections.
+    pub hosts: Vec<String>,
+    /// Broker port.
+    pub port: u16,
+    /// Payload encoding.
+    pub encoding: Encoding,
+    /// Authenticate payloads with the device secret (JSON seal, binary MAC,
+    /// OwnTracks encryption) besides the MQTT password.
+    pub protect_payloads: bool,
+    /// MQTT password per device; devices not listed use `default_secret`.
+    pub secrets: HashMap<String, String>,
+    /// Password of devices without an entry in `secrets`.
+    pub default_secret: String,
+    /// Plan time to wall time.
+    pub pacing: Pacing,
+    /// After the last send, how long to wait for outstanding acks.
+    pub drain_timeout: Duration,
+    /// Whether the service acks (false for OwnTracks, which has no downlink).
+    pub expect_acks: bool,
+    /// Wait between reconnection attempts.
+    pub reconnect_backoff: Duration,
+    /// MQTT keep-alive.
+    pub keep_alive: Duration,
+    /// Per-device queue between dispatcher and device task.
+    pub device_queue: usize,
+}
+
+impl Default for WireConfig {
+    fn default() -> Self {
+        Self {
+            hosts: vec!["127.0.0.1".into()],
+            port: 1883,
+            encoding: Encoding::Json,
+            protect_payloads: false,
+            secrets: HashMap::new(),
+            default_secret: String::new(),
+            pacing: Pacing::REAL_TIME,
+            drain_timeout: Duration::from_secs(10),
+            expect_acks: true,
+            reconnect_backoff: Duration::from_millis(200),
+            keep_alive: Duration::from_secs(30),
+            device_queue: 256,
+        }
+    }
+}
+
+/// A run could not start.
+#[derive(Debug, Error)]
+pub enum WireError {
+    /// A device id is not valid on the wire.
+    #[error("device id {device:?} is not valid: {message}")]
+    BadDevice {
+        /// The id.
+        device: String,
+        /// Why.
+        message: String,
+    },
+    /// No broker host configured.
+    #[error("no broker host given")]
+    NoHost,
+}
+
+impl WireError {
+    /// Stable low-cardinality code.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadDevice { .. } => "bad_device",
+            Self::NoHost => "no_host",
+        }
+    }
+}
+
+/// Result of publishing a plan.
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    /// Totals over all devices.
+    pub total: Stats,
+    /// Devices connected.
+    pub devices: usize,
+    /// Wall time from first to last publication (dispatch phase).
+    pub dispatch_elapsed: Duration,
+    /// Wall time including the drain.
+    pub elapsed: Duration,
+    /// Whether the run was cut short by the shutdown signal.
+    pub interrupted: bool,
+}
+
+/// Publishes `plan` and returns what was measured. Stops early, cleanly,
+/// when `shutdown` completes. `progress` is called with the number of sends
+/// dispatched so far (for progress bars), at most every few hundred sends.
+pub async fn run(
+    plan: &Plan,
+    cfg: &WireConfig,
+    shutdown: impl Future<Output = ()>,
+    mut progress: impl FnMut(usize),
+) -> Result<RunStats, WireError> {
+    if cfg.hosts.is_empty() {
+        return Err(WireError::NoHost);
+    }
+    let mut devices: HashMap<String, mpsc::Sender<crate::plan::Send>> = HashMap::new();
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    let start_ms = plan.start_ms().unwrap_or(0);
+    let mut interrupted = false;
+    tokio::pin!(shutdown);
+    for (i, send) in plan.sends.iter().enumerate() {
+        if let Some(after) = cfg.pacing.due_after(start_ms, send.at_ms) {
+            tokio::select! {
+                () = tokio::time::sleep_until(started + after) => {}
+                () = &mut shutdown => { interrupted = true; break; }
+            }
+        }
+        let tx = match devices.get(&send.device) {
+            Some(tx) => tx.clone(),
+            None => {
+                let n = devices.len();
+                let host = cfg.hosts[n % cfg.hosts.len()].clone();
+                let (tx, rx) = mpsc::channel(cfg.device_queue.max(1));
+                let task = device::spawn(&send.device, host, cfg, rx)?;
+                tasks.push(task);
+                devices.insert(send.device.clone(), tx.clone());
+                tx
+            }
+        };
+        tokio::select! {
+            r = tx.send(send.clone()) => { let _ = r; }
+            () = &mut shutdown => { interrupted = true; break; }
+        }
+        if i % 256 == 255 {
+            progress(i + 1);
+        }
+    }
+    progress(plan.sends.len());
+    let dispatch_elapsed = started.elapsed();
+    // Closing the queues tells device tasks to drain and finish.
+    let count = devices.len();
+    drop(devices);
+    let mut total = Stats::default();
+    for t in tasks {
+        if let Ok(s) = t.await {
+            total.merge(&s);
+        }
+    }
+    Ok(RunStats {
+        total,
+        devices: count,
+        dispatch_elapsed,
+        elapsed: started.elapsed(),
+        interrupted,
+    })
+}

@@ -1,0 +1,104 @@
+//! What a run measured: counters and latency histograms, mergeable across
+//! device tasks so no lock sits on the publish path.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Microsecond histogram up to one hour, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    // Invariant: fixed, valid bounds.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Counters and latencies of one device or a whole run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Messages the devices produced (each published once connected).
+    pub published: u64,
+    /// Fixes carried by them.
+    pub fixes: u64,
+    /// Publications repeated because no ack came before a reconnect.
+    pub resent: u64,
+    /// Messages released by an ack.
+    pub acked: u64,
+    /// Messages never acknowledged when the run ended.
+    pub unacked_at_end: u64,
+    /// Messages the encoding cannot carry (OwnTracks heartbeats/events).
+    pub skipped: u64,
+    /// Publish or encode failures.
+    pub errors: u64,
+    /// Connections re-established after a loss.
+    pub reconnects: u64,
+    /// Failed connection attempts (refused, bad credentials, timeouts).
+    pub connect_errors: u64,
+    /// Downlinks that did not decode.
+    pub bad_downlinks: u64,
+    /// Produce → ack latency, microseconds: from the moment the device had
+    /// the message (published at once when connected) to the ack covering it.
+    pub ack_latency_us: Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            published: 0,
+            fixes: 0,
+            resent: 0,
+            acked: 0,
+            unacked_at_end: 0,
+            skipped: 0,
+            errors: 0,
+            reconnects: 0,
+            connect_errors: 0,
+            bad_downlinks: 0,
+            ack_latency_us: new_histogram(),
+        }
+    }
+}
+
+impl Stats {
+    /// Adds another device's stats.
+    pub fn merge(&mut self, o: &Stats) {
+        self.published += o.published;
+        self.fixes += o.fixes;
+        self.resent += o.resent;
+        self.acked += o.acked;
+        self.unacked_at_end += o.unacked_at_end;
+        self.skipped += o.skipped;
+        self.errors += o.errors;
+        self.reconnects += o.reconnects;
+        self.connect_errors += o.connect_errors;
+        self.bad_downlinks += o.bad_downlinks;
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.ack_latency_us.add(&o.ack_latency_us);
+    }
+}
+
+/// Percentiles of a latency histogram, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    /// Summarises a microsecond histogram.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
