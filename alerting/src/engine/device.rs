@@ -55,7 +55,9 @@ impl IncidentEngine {
                 ..
             }
         );
-        if !is_power_off {
+        // Any other message means the device is on; only worth looking at
+        // when it ever reported power-off.
+        if !is_power_off && self.tracked(subject, IncidentKind::PowerOff, device.as_str()) {
             self.lower(
                 subject,
                 IncidentKind::PowerOff,
@@ -98,7 +100,9 @@ impl IncidentEngine {
                             now,
                             fx,
                         );
-                    } else if *b >= self.policy.battery_ok_pct {
+                    } else if *b >= self.policy.battery_ok_pct
+                        && self.tracked(subject, IncidentKind::LowBattery, device.as_str())
+                    {
                         self.lower(
                             subject,
                             IncidentKind::LowBattery,
@@ -231,12 +235,23 @@ impl IncidentEngine {
     }
 
     fn track(&mut self, subject: &SubjectId, kind: IncidentKind, cause: &str) -> &mut RuleTrack {
-        self.subject_state_mut(subject)
+        let rules = self
+            .subject_state_mut(subject)
             .rules
             .entry(kind)
-            .or_default()
-            .entry(RuleId::new(cause))
-            .or_default()
+            .or_default();
+        if !rules.contains_key(cause) {
+            rules.insert(RuleId::new(cause), RuleTrack::default());
+        }
+        rules.get_mut(cause).expect("inserted above")
+    }
+
+    /// True when `cause` of `kind` was ever raised or lowered explicitly.
+    fn tracked(&self, subject: &SubjectId, kind: IncidentKind, cause: &str) -> bool {
+        self.subject_state(subject)
+            .rules
+            .get(&kind)
+            .is_some_and(|r| r.contains_key(cause))
     }
 
     /// Compares the latest bracelet and phone positions taken close enough in
@@ -265,12 +280,21 @@ impl IncidentEngine {
         if slot.as_ref().is_some_and(|f| f.at > at) {
             return;
         }
-        *slot = Some(EvidenceFix {
-            device: device.clone(),
-            at,
-            position: p,
-        });
-        let (Some(b), Some(ph)) = (s.bracelet_position.clone(), s.phone_position.clone()) else {
+        match slot {
+            // Reuse the stored device id: no allocation per fix.
+            Some(f) if &f.device == device => {
+                f.at = at;
+                f.position = p;
+            }
+            _ => {
+                *slot = Some(EvidenceFix {
+                    device: device.clone(),
+                    at,
+                    position: p,
+                })
+            }
+        }
+        let (Some(b), Some(ph)) = (s.bracelet_position.as_ref(), s.phone_position.as_ref()) else {
             return;
         };
         if b.at.since(ph.at).abs() > window {
@@ -288,13 +312,14 @@ impl IncidentEngine {
         if apart {
             let since = *s.separated_since.get_or_insert(t);
             if episode.is_none() && t.since(since) >= sustain {
+                let evidence = vec![b.clone(), ph.clone()];
                 self.open(
                     subject,
                     IncidentKind::Separation,
                     "bracelet_phone".to_owned(),
                     since,
                     late,
-                    vec![b, ph],
+                    evidence,
                     now,
                     fx,
                 );

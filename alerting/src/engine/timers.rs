@@ -12,6 +12,21 @@ use crate::notify::PoliceBrief;
 use crate::time::Timestamp;
 
 impl IncidentEngine {
+    /// Cheap over-approximation of "some timer of `s` fires at `now`":
+    /// false only when [`IncidentEngine::run_timers`] would do nothing.
+    pub(super) fn timers_may_be_due(&self, s: &super::SubjectState, now: Timestamp) -> bool {
+        let level = s.config.level;
+        let lost_after = self
+            .policy
+            .lost_contact_after_ms(s.config.expected_interval_ms, level);
+        let lost_due = now >= s.last_contact.plus_ms(lost_after)
+            && !s.episodes.contains_key(&IncidentKind::LostContact);
+        let no_fix_due = now >= s.last_fix.plus_ms(self.policy.no_fix_after_ms.get(level))
+            && s.last_contact > s.last_fix;
+        // Escalation and promotion concern held incidents, which are rare.
+        lost_due || no_fix_due || !s.incidents.is_empty()
+    }
+
     pub(super) fn run_timers(&mut self, subject: &SubjectId, now: Timestamp, fx: &mut Vec<Effect>) {
         let s = self.subject_state(subject);
         let level = s.config.level;
