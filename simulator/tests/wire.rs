@@ -304,3 +304,52 @@ async fn unacked_messages_are_resent_after_a_reconnect() {
     assert!(seen.len() > 104, "nothing redelivered");
     assert_eq!(seen[104], 1, "redelivery starts with the oldest message");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_run_holds_its_rate_and_reports_percentiles() {
+    use geoward_simulator::geo::LatLon;
+    use geoward_simulator::load::{LoadProfile, Report};
+
+    let profile = LoadProfile {
+        devices: 20,
+        rate_per_s: 200.0,
+        ramp_up_s: 0,
+        hold_s: 2,
+        ramp_down_s: 0,
+        centre: LatLon::new(38.47, 106.28),
+        radius_m: 5_000.0,
+        seed: 1,
+        prefix: "load".into(),
+    };
+    let mut users = vec![("acker".to_string(), "acker-secret".to_string())];
+    users.extend((0..20).map(|i| (profile.device_id(i), "load-secret".to_string())));
+    let users: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
+    let addr = broker(&users).await;
+    let _state = acker(addr).await;
+    let plan = profile.plan(chrono::Utc::now().timestamp_millis());
+    let cfg = WireConfig {
+        pacing: Pacing::REAL_TIME,
+        default_secret: "load-secret".into(),
+        ..config(addr.port(), &[])
+    };
+    let stats = run(&plan, &cfg).await;
+    let report = Report::new("load", Some(200.0), &stats);
+    assert_eq!(
+        (report.fixes, report.acked, report.unacked_at_end),
+        (400, 400, 0)
+    );
+    assert!(
+        (170.0..=230.0).contains(&report.achieved_rate_per_s),
+        "{}",
+        report.summary()
+    );
+    let l = report.ack_latency;
+    assert_eq!(l.count, 400);
+    assert!(l.p50_ms <= l.p95_ms && l.p95_ms <= l.p99_ms && l.p99_ms <= l.max_ms);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["ack_latency"]["count"], 400);
+    assert!(report.summary().contains("p99"));
+}

@@ -1,0 +1,240 @@
+//! The command line as an engineer uses it, without a broker (`--dry-run`),
+//! and the line-delimited formats it writes and reads.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use geoward_simulator::cli::{self, Cli, Command};
+use geoward_simulator::plan::Plan;
+use geoward_simulator::trace::{self, Format, PositionSource};
+
+fn gpx(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/traces")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn replay_plan(args: &[&str]) -> anyhow::Result<Plan> {
+    let mut argv = vec!["geoward-sim", "replay"];
+    argv.extend(args);
+    match Cli::try_parse_from(argv)?.command {
+        Command::Replay(a) => cli::replay_plan(&a, 1_800_000_000_000),
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+#[test]
+fn replay_builds_copies_gaps_and_shift_from_arguments() {
+    let file = gpx("around-visnjan-with-car.gpx");
+    let plan = replay_plan(&[
+        &file,
+        "--device",
+        "car",
+        "--copies",
+        "2",
+        "--stagger-s",
+        "30",
+        "--gap",
+        "60:120",
+        "--shift-to-now",
+        "--dry-run",
+    ])
+    .unwrap();
+    assert_eq!(plan.devices(), ["car-001", "car-002"]);
+    assert_eq!(plan.fix_count(), 208, "gaps batch fixes, never lose them");
+    assert!(
+        plan.sends.len() < 208,
+        "the 2-minute gap turned fixes into batches"
+    );
+    assert_eq!(plan.start_ms(), Some(1_800_000_000_000));
+}
+
+#[test]
+fn written_plan_reads_back_as_an_ndjson_trace() {
+    let plan = replay_plan(&[&gpx("cerknicko-jezero.gpx"), "--copies", "3"]).unwrap();
+    let mut out = Vec::new();
+    cli::write_plan(&plan, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), plan.sends.len());
+    let traces = trace::parse(&text, Format::Ndjson, "plan.ndjson", "unused").unwrap();
+    assert_eq!(traces.len(), 3);
+    let original = trace::load(Path::new(&gpx("cerknicko-jezero.gpx")), None).unwrap();
+    for t in &traces {
+        assert_eq!(t.points.len(), 296);
+        for (a, b) in t.points.iter().zip(&original[0].points) {
+            assert_eq!(a.time_ms, b.time_ms);
+        }
+    }
+    assert!((traces[0].points[0].lat - original[0].points[0].lat).abs() < 1e-9);
+}
+
+#[test]
+fn ndjson_wire_lines_decode_through_proto_and_name_bad_lines() {
+    let good = r#"{"type":"fix","seq":1,"time_ms":1767571200000,"lat":38.47,"lon":106.28,"accuracy_m":8.5,"source":"wifi"}
+{"type":"fix","device_id":"other","seq":1,"time_ms":1767571260000,"lat":38.48,"lon":106.29,"accuracy_m":5,"source":"gnss"}
+
+{"type":"fix","seq":2,"time_ms":1767571230000,"lat":38.47,"lon":106.28,"accuracy_m":8.5,"source":"gnss"}
+"#;
+    let t = trace::parse(good, Format::Ndjson, "x.ndjson", "dev").unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!((t[0].device.as_str(), t[0].points.len()), ("dev", 2));
+    assert_eq!(t[0].points[0].source, PositionSource::Wifi);
+    assert_eq!(t[1].device, "other");
+
+    let bad_json = "{\"type\":\"fix\"}\n{\"type\":\n";
+    let e = trace::parse(bad_json, Format::Ndjson, "x.ndjson", "dev").unwrap_err();
+    // Line 1 parses as JSON but the wire decoder rejects it first.
+    assert_eq!((e.reason(), e.line), ("wire_rejected", 1), "{e}");
+    let e = trace::parse("\n\n{\"type\":\n", Format::Ndjson, "x.ndjson", "dev").unwrap_err();
+    assert_eq!((e.reason(), e.line), ("bad_json", 3), "{e}");
+    let out_of_range = "{\"type\":\"fix\",\"seq\":1,\"time_ms\":1767571200000,\"lat\":95,\"lon\":1,\"accuracy_m\":5,\"source\":\"gnss\"}\n";
+    let e = trace::parse(out_of_range, Format::Ndjson, "x.ndjson", "dev").unwrap_err();
+    assert_eq!((e.reason(), e.line), ("wire_rejected", 1), "{e}");
+    assert!(e.to_string().starts_with("x.ndjson:1:"), "{e}");
+}
+
+#[test]
+fn track_export_lines_parse_and_name_bad_lines() {
+    let good = r#"{"device_id":"S0001-b","seq":2,"time":"2026-01-05T00:02:00Z","lat":38.47,"lon":106.28,"accuracy_m":8.5,"source":"gnss","received_ms":1}
+{"device_id":"S0001-b","seq":1,"time_ms":1767571260000,"lat":38.46,"lon":106.27,"accuracy_m":300,"source":"cell"}
+"#;
+    let t = trace::parse(good, Format::TrackExport, "t.json", "unused").unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].points.len(), 2);
+    assert!(t[0].points[0].time_ms < t[0].points[1].time_ms);
+    assert_eq!(t[0].points[0].source, PositionSource::Cell);
+    assert_eq!(
+        Format::from_path(Path::new("day.track.ndjson")),
+        Some(Format::TrackExport)
+    );
+
+    let cases = [
+        (
+            "{\"device_id\":\"d\",\"lat\":1,\"lon\":2,\"accuracy_m\":3}\n",
+            "missing_field",
+        ),
+        (
+            "{\"device_id\":\"d\",\"time_ms\":0,\"lat\":1,\"lon\":200,\"accuracy_m\":3}\n",
+            "out_of_range",
+        ),
+        (
+            "{\"device_id\":\"d\",\"time_ms\":0,\"lat\":1,\"lon\":2}\n",
+            "bad_json",
+        ),
+        (
+            "{\"device_id\":\"d\",\"time\":\"soon\",\"lat\":1,\"lon\":2,\"accuracy_m\":3}\n",
+            "bad_time",
+        ),
+        (
+            "{\"device_id\":\"d\",\"time_ms\":0,\"lat\":1,\"lon\":2,\"accuracy_m\":3,\"source\":\"x\"}\n",
+            "bad_source",
+        ),
+    ];
+    for (line, reason) in cases {
+        let text = format!("{}{line}", good.lines().next().unwrap().to_owned() + "\n");
+        let e = trace::parse(&text, Format::TrackExport, "t.json", "u").unwrap_err();
+        assert_eq!((e.reason(), e.line), (reason, 2), "{line}: {e}");
+    }
+}
+
+#[test]
+fn malformed_trace_file_fails_the_command_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("day.csv");
+    std::fs::write(
+        &path,
+        "device,time,lat,lon,accuracy\nd,2026-01-05T00:00:00Z,38.4,106.2,5\nd,2026-01-05T00:01:00Z,38.4,east,5\n",
+    )
+    .unwrap();
+    let e = replay_plan(&[path.to_str().unwrap()]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("{}:3:29: bad number in lon: \"east\"", path.display())
+    );
+}
+
+#[test]
+fn check_command_exits_non_zero_on_any_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let expect = dir.path().join("expect.json");
+    std::fs::write(
+        &expect,
+        r#"{"version":1,"incidents":[{"subject":"S1","device":"S1-b","kind":"tamper","not_before":1000,"not_after":5000}]}"#,
+    )
+    .unwrap();
+    let run = |observed: &str| {
+        let obs = dir.path().join("observed.ndjson");
+        std::fs::write(&obs, observed).unwrap();
+        let cli = Cli::try_parse_from([
+            "geoward-sim",
+            "check",
+            "--expect",
+            expect.to_str().unwrap(),
+            "--observed",
+            obs.to_str().unwrap(),
+        ])
+        .unwrap();
+        format!("{:?}", cli::main(cli).unwrap())
+    };
+    let ok = format!("{:?}", std::process::ExitCode::SUCCESS);
+    let fail = format!("{:?}", std::process::ExitCode::FAILURE);
+    assert_eq!(
+        run("{\"subject\":\"S1\",\"kind\":\"tamper\",\"at_ms\":2000}\n"),
+        ok
+    );
+    assert_eq!(run(""), fail);
+    assert_eq!(
+        run(
+            "{\"subject\":\"S1\",\"kind\":\"tamper\",\"at_ms\":2000}\n{\"subject\":\"S2\",\"kind\":\"zone_exit\",\"at_ms\":2000}\n"
+        ),
+        fail
+    );
+}
+
+#[test]
+fn fleet_arguments_make_a_config_with_scenarios() {
+    let cli = Cli::try_parse_from([
+        "geoward-sim",
+        "fleet",
+        "--zones",
+        "z.geojson",
+        "--zone",
+        "兴庆区",
+        "--subjects",
+        "3",
+        "--all-scenarios",
+        "--scenario",
+        "strap_cut@1",
+        "--days",
+        "2",
+        "--shift-to-now",
+    ])
+    .unwrap();
+    let Command::Fleet(a) = cli.command else {
+        panic!("not fleet")
+    };
+    // 2026-01-05T03:00:00Z is 11:00 in UTC+8; the day starts at local midnight.
+    let cfg = cli::fleet_config(&a, 1_767_582_000_000).unwrap();
+    assert_eq!(cfg.start_ms, 1_767_542_400_000);
+    assert_eq!(cfg.scenarios.len(), 9);
+    assert_eq!(cfg.subjects, 9, "at least one subject per scenario");
+    assert_eq!(cfg.scenarios[8].day, 1);
+    assert_eq!(cfg.duration_ms, 2 * 86_400_000);
+    let bad = Cli::try_parse_from([
+        "geoward-sim",
+        "fleet",
+        "--zones",
+        "z",
+        "--zone",
+        "z",
+        "--scenario",
+        "nap",
+    ])
+    .unwrap();
+    let Command::Fleet(b) = bad.command else {
+        panic!("not fleet")
+    };
+    assert!(cli::fleet_config(&b, 0).is_err());
+}
