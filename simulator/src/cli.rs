@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use geoward_proto::Encoding;
 
-use crate::expect::{Expectations, ObservedIncident};
+use crate::expect::{Expectations, parse_observed};
 use crate::fleet::{self, FleetConfig, NoiseModel, ScenarioKind, ScenarioSpec};
 use crate::geo::LatLon;
 use crate::load::{LoadProfile, Report};
@@ -42,7 +42,7 @@ pub enum Command {
     Fleet(FleetArgs),
     /// Hold a target fix rate across many connections and measure.
     Load(LoadArgs),
-    /// Compare observed incidents (NDJSON: subject, kind, at) with an
+    /// Compare observed incidents (NDJSON or an SSE feed capture) with an
     /// expectation file; exit 1 on any difference.
     Check(CheckArgs),
 }
@@ -96,7 +96,7 @@ pub struct WireArgs {
     /// Build the plan and print its summary without connecting.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write the plan as NDJSON (wire JSON with `device_id`, plus `at_ms`).
+    /// Write the plan as NDJSON (wire JSON with `device_id`), replayable.
     #[arg(long)]
     pub write_plan: Option<PathBuf>,
     /// Write the JSON report here (the summary goes to stderr).
@@ -239,7 +239,8 @@ pub struct CheckArgs {
     /// Expectation file.
     #[arg(long)]
     pub expect: PathBuf,
-    /// Observed incidents, NDJSON `{"subject","kind","at_ms"}`.
+    /// Observed incidents: NDJSON `{"subject","kind","at_ms"}` or a capture
+    /// of the officers' SSE feed.
     #[arg(long)]
     pub observed: PathBuf,
 }
@@ -472,16 +473,8 @@ fn check_cmd(a: &CheckArgs) -> anyhow::Result<ExitCode> {
     let exp = Expectations::load(&a.expect)?;
     let text = std::fs::read_to_string(&a.observed)
         .with_context(|| format!("reading {}", a.observed.display()))?;
-    let observed = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str::<ObservedIncident>(l).with_context(|| {
-                format!("{}:{}: bad observed incident", a.observed.display(), i + 1)
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let observed =
+        parse_observed(&text).with_context(|| format!("reading {}", a.observed.display()))?;
     let report = exp.check(&observed);
     print!("{}", report.summary());
     Ok(if report.passed() {
@@ -492,7 +485,7 @@ fn check_cmd(a: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes a plan as NDJSON: the wire JSON of every message with its
-/// `device_id` and the plan time `at_ms` — readable back as an NDJSON trace.
+/// `device_id` — readable back as an NDJSON trace.
 pub fn write_plan(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
     for s in &plan.sends {
         let mut v: serde_json::Value =

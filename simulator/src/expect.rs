@@ -28,8 +28,8 @@ use thiserror::Error;
 
 use crate::trace::time::format_time_ms;
 
-/// Incident kinds the simulator can provoke; names follow the alert
-/// taxonomy in DOMAIN.md.
+/// Incident kinds; the codes are the alerting engine's
+/// (`geoward_alerting::IncidentKind::code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
@@ -39,8 +39,10 @@ pub enum IncidentKind {
     ExclusionEntry,
     /// Away from home during curfew hours.
     CurfewBreach,
-    /// 信号丢失/失联: no data.
-    SignalLoss,
+    /// 信号丢失/失联: no message for longer than allowed.
+    LostContact,
+    /// Heartbeats arrive but no GNSS fix.
+    NoFix,
     /// 拆卸/断带: strap or case opened.
     Tamper,
     /// 关机: device switched off.
@@ -49,6 +51,9 @@ pub enum IncidentKind {
     Separation,
     /// 低电: battery low.
     LowBattery,
+    /// 脱管: a zone exit or lost contact that persisted (a promotion of an
+    /// open incident; expectations name the kind the episode started as).
+    Abscondment,
 }
 
 impl IncidentKind {
@@ -58,11 +63,13 @@ impl IncidentKind {
             Self::ZoneExit => "zone_exit",
             Self::ExclusionEntry => "exclusion_entry",
             Self::CurfewBreach => "curfew_breach",
-            Self::SignalLoss => "signal_loss",
+            Self::LostContact => "lost_contact",
+            Self::NoFix => "no_fix",
             Self::Tamper => "tamper",
             Self::PowerOff => "power_off",
             Self::Separation => "separation",
             Self::LowBattery => "low_battery",
+            Self::Abscondment => "abscondment",
         }
     }
 }
@@ -197,6 +204,53 @@ impl Expectations {
     }
 }
 
+/// Reads observed incidents from either NDJSON lines
+/// `{"subject","kind","at_ms"}` or a capture of the officers' SSE feed
+/// (`curl -N .../feed > feed.sse`): every `data:` line whose payload has
+/// `change == "opened"` counts once, as its `incident.subject`,
+/// `incident.episode_kind` (the kind the episode started as, so a later
+/// promotion to abscondment does not hide it) and `incident.opened_at`.
+/// Other feed changes (acknowledged, escalated, cleared) are not incidents.
+pub fn parse_observed(text: &str) -> Result<Vec<ObservedIncident>, ExpectError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let bad = |m: String| ExpectError::Invalid(format!("observed line {}: {m}", i + 1));
+        if line.is_empty() || line.starts_with(':') {
+            continue;
+        }
+        if let Some(data) = line.strip_prefix("data:") {
+            let v: serde_json::Value =
+                serde_json::from_str(data.trim()).map_err(|e| bad(e.to_string()))?;
+            if v.get("change").and_then(|c| c.as_str()) != Some("opened") {
+                continue;
+            }
+            let inc = v.get("incident").ok_or_else(|| bad("no incident".into()))?;
+            let text_field = |k: &str| {
+                inc.get(k)
+                    .and_then(|x| x.as_str())
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("incident.{k} missing")))
+            };
+            let at_ms = match inc.get("opened_at") {
+                Some(serde_json::Value::Number(n)) => n.as_i64(),
+                Some(serde_json::Value::String(t)) => crate::trace::parse_time_ms(t).ok(),
+                _ => None,
+            }
+            .ok_or_else(|| bad("incident.opened_at missing or bad".into()))?;
+            out.push(ObservedIncident {
+                subject: text_field("subject")?,
+                kind: text_field("episode_kind").or_else(|_| text_field("kind"))?,
+                at_ms,
+            });
+        } else if line.starts_with('{') {
+            out.push(serde_json::from_str(line).map_err(|e| bad(e.to_string()))?);
+        }
+        // Other SSE fields (`id:`, `event:`, `retry:`) carry nothing to check.
+    }
+    Ok(out)
+}
+
 /// Result of [`Expectations::check`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CheckReport {
@@ -318,6 +372,23 @@ mod tests {
             "{}",
             bad.summary()
         );
+    }
+
+    #[test]
+    fn observed_incidents_from_ndjson_and_sse_capture() {
+        let sse = "retry: 2000\n\nid: 1\nevent: incident\n\
+            data: {\"schema\":1,\"change\":\"opened\",\"incident\":{\"subject\":\"S1\",\"kind\":\"abscondment\",\"episode_kind\":\"zone_exit\",\"opened_at\":1500}}\n\n\
+            id: 2\nevent: incident\n\
+            data: {\"schema\":1,\"change\":\"acknowledged\",\"incident\":{\"subject\":\"S1\",\"kind\":\"zone_exit\",\"episode_kind\":\"zone_exit\",\"opened_at\":1500}}\n\n\
+            {\"subject\":\"S2\",\"kind\":\"tamper\",\"at_ms\":7}\n";
+        let seen = parse_observed(sse).unwrap();
+        assert_eq!(
+            seen,
+            vec![obs("S1", "zone_exit", 1500), obs("S2", "tamper", 7)]
+        );
+        let e = parse_observed("data: {\"change\":\"opened\"}\n").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+        assert_eq!(e.reason(), "invalid_expectations");
     }
 
     #[test]

@@ -120,7 +120,7 @@ fn track_export_lines_parse_and_name_bad_lines() {
             "out_of_range",
         ),
         (
-            "{\"device_id\":\"d\",\"time_ms\":0,\"lat\":1,\"lon\":2}\n",
+            "{\"device_id\":\"d\",\"time_ms\":0,\"lon\":2}\n",
             "bad_json",
         ),
         (
@@ -137,6 +137,34 @@ fn track_export_lines_parse_and_name_bad_lines() {
         let e = trace::parse(&text, Format::TrackExport, "t.json", "u").unwrap_err();
         assert_eq!((e.reason(), e.line), (reason, 2), "{line}: {e}");
     }
+}
+
+#[test]
+fn track_query_pages_as_the_service_returns_them() {
+    // Two pages of `GET /api/subjects/{id}/track`, concatenated; the second
+    // pretty-printed, with a fix whose accuracy is unknown.
+    let pages = r#"{"subject_id":"S0001","points":[{"device_id":"S0001-b","seq":1,"time":"2026-01-05T00:00:00Z","lat":38.47,"lon":106.28,"accuracy_m":8.5,"source":"gnss"},{"device_id":"S0001-p","seq":1,"time":"2026-01-05T00:00:30Z","lat":38.47,"lon":106.28,"accuracy_m":20,"source":"fused"}],"next":"x"}
+{
+  "subject_id": "S0001",
+  "points": [
+    {"device_id":"S0001-b","seq":2,"time":"2026-01-05T00:01:00Z","lat":38.471,"lon":106.281,"accuracy_m":null,"source":"gnss"}
+  ],
+  "next": null
+}
+"#;
+    let t = trace::parse(pages, Format::TrackExport, "track.json", "u").unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!((t[0].device.as_str(), t[0].points.len()), ("S0001-b", 2));
+    assert_eq!(t[0].points[1].accuracy_m, trace::DEFAULT_GNSS_ACCURACY_M);
+    assert_eq!(t[1].points[0].source, PositionSource::Fused);
+
+    let bad = pages.replace("\"lat\":38.471", "\"lat\":138.471");
+    let e = trace::parse(&bad, Format::TrackExport, "track.json", "u").unwrap_err();
+    assert_eq!((e.reason(), e.line), ("out_of_range", 2), "{e}");
+    assert!(e.to_string().contains("point 0: lat out of range"), "{e}");
+    let cut = &pages[..pages.len() - 20];
+    let e = trace::parse(cut, Format::TrackExport, "track.json", "u").unwrap_err();
+    assert_eq!(e.reason(), "bad_json", "{e}");
 }
 
 #[test]

@@ -101,7 +101,7 @@ fn oracle(fleet: &fleet::Fleet, area: &Area, cfg: &FleetConfig) -> Vec<ObservedI
             }
         }
         if !powered_off && end - last > 30 * 60_000 {
-            note(&s.id, "signal_loss", last + 30 * 60_000);
+            note(&s.id, "lost_contact", last + 30 * 60_000);
         }
     }
     first
@@ -140,7 +140,7 @@ fn every_scenario_kind_produces_exactly_its_incident() {
             "exclusion_entry",
             "tamper",
             "power_off",
-            "signal_loss",
+            "lost_contact",
             "separation"
         ]
     );

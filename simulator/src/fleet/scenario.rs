@@ -70,7 +70,7 @@ impl ScenarioKind {
             Self::ExclusionEntry => IncidentKind::ExclusionEntry,
             Self::StrapCut => IncidentKind::Tamper,
             Self::PowerOff => IncidentKind::PowerOff,
-            Self::GoesSilent => IncidentKind::SignalLoss,
+            Self::GoesSilent => IncidentKind::LostContact,
             Self::PhoneLeftAtHome => IncidentKind::Separation,
         }
     }

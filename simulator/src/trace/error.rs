@@ -100,6 +100,10 @@ pub enum TraceErrorKind {
     /// protocol's own reason code.
     #[error("rejected by the wire decoder ({0}): {1}")]
     Wire(&'static str, String),
+    /// A point inside a track-query page is bad; the reason is the inner
+    /// error's.
+    #[error("point {0}: {1}")]
+    InPage(usize, Box<TraceErrorKind>),
     /// A track point is earlier than the one before it (GPX tracks are
     /// recorded in order, so this means a damaged file).
     #[error("time goes backwards: {time} is before the previous point {previous}")]
@@ -134,6 +138,7 @@ impl TraceErrorKind {
             Self::WrongColumnCount { .. } => "wrong_column_count",
             Self::Json(_) => "bad_json",
             Self::Wire(..) => "wire_rejected",
+            Self::InPage(_, inner) => inner.reason(),
             Self::TimeGoesBackwards { .. } => "time_goes_backwards",
             Self::MissingTime => "missing_time",
             Self::Empty => "empty",

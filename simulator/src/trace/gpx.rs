@@ -22,18 +22,18 @@ use super::{
 const UERE_M: f64 = 5.0;
 
 /// Maps byte offsets to 1-based line and column.
-struct Lines {
+pub(super) struct Lines {
     starts: Vec<usize>,
 }
 
 impl Lines {
-    fn new(text: &str) -> Self {
+    pub(super) fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Self { starts }
     }
 
-    fn locate(&self, offset: usize) -> (usize, usize) {
+    pub(super) fn locate(&self, offset: usize) -> (usize, usize) {
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self.starts[line.saturating_sub(1)];
         (line.max(1), offset - start + 1)

@@ -106,9 +106,9 @@ pub(super) fn parse_wire(
     out.finish(file)
 }
 
-/// One line of the track-query export (see `simulator/FORMATS.md`). Fields
-/// the service adds beyond these (`received_ms`, verdicts, ...) are ignored
-/// so the simulator survives API growth.
+/// One fix of the track-query export (`GET /api/subjects/{id}/track`). Fields
+/// the service adds beyond these are ignored so the simulator survives API
+/// growth.
 #[derive(Deserialize)]
 struct ExportFix {
     device_id: String,
@@ -118,50 +118,84 @@ struct ExportFix {
     time_ms: Option<i64>,
     lat: f64,
     lon: f64,
-    accuracy_m: f64,
+    /// The service stores fixes without accuracy as `null`.
+    #[serde(default)]
+    accuracy_m: Option<f64>,
     #[serde(default)]
     source: Option<String>,
 }
 
-/// The service's track-query export: one stored fix a line.
+/// The service's track-query export: a sequence of JSON values, each either
+/// a response page `{"subject_id", "points": [fix, ...], "next"}` (pages may
+/// simply be concatenated, pretty or not) or a single fix a line. Errors name
+/// the line where the offending value starts (and the point's index within
+/// a page).
 pub(super) fn parse_export(text: &str, file: &str) -> Result<Vec<Trace>, TraceError> {
+    let lines = super::gpx::Lines::new(text);
     let mut out = Collector::default();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let before = stream.byte_offset();
+        let Some(next) = stream.next() else { break };
+        let v = next.map_err(|e| json_error(file, e.line(), &e))?;
+        let start = before + (text[before..].len() - text[before..].trim_start().len());
+        let (line_no, _) = lines.locate(start);
+        match v.get("points") {
+            Some(Value::Array(points)) => {
+                for (i, p) in points.iter().enumerate() {
+                    export_fix(p, &mut out).map_err(|k| {
+                        TraceError::new(file, line_no, None, TraceErrorKind::InPage(i, Box::new(k)))
+                    })?;
+                }
+            }
+            Some(_) => {
+                return Err(TraceError::new(
+                    file,
+                    line_no,
+                    None,
+                    TraceErrorKind::Json("points is not an array".into()),
+                ));
+            }
+            None => {
+                export_fix(&v, &mut out).map_err(|k| TraceError::new(file, line_no, None, k))?
+            }
         }
-        let at = |kind| TraceError::new(file, line_no, None, kind);
-        let f: ExportFix = serde_json::from_str(line).map_err(|e| json_error(file, line_no, &e))?;
-        let time_ms = match (f.time_ms, f.time.as_deref()) {
-            (Some(ms), _) => ms,
-            (None, Some(t)) => parse_time_ms(t).map_err(at)?,
-            (None, None) => return Err(at(TraceErrorKind::Missing("time or time_ms"))),
-        };
-        check_position(f.lat, f.lon).map_err(at)?;
-        if !(f.accuracy_m.is_finite() && f.accuracy_m >= 0.0) {
-            return Err(at(TraceErrorKind::OutOfRange {
-                field: "accuracy_m",
-                value: f.accuracy_m.to_string(),
-            }));
-        }
-        let source = match f.source.as_deref() {
-            None => geoward_proto::PositionSource::Gnss,
-            Some(s) => parse_source(s).ok_or_else(|| at(TraceErrorKind::BadSource(truncate(s))))?,
-        };
-        if f.device_id.is_empty() {
-            return Err(at(TraceErrorKind::Missing("device_id")));
-        }
-        out.push(
-            &f.device_id,
-            TracePoint {
-                time_ms,
-                lat: f.lat,
-                lon: f.lon,
-                accuracy_m: f.accuracy_m,
-                source,
-            },
-        );
     }
     out.finish(file)
+}
+
+fn export_fix(v: &Value, out: &mut Collector) -> Result<(), TraceErrorKind> {
+    let f: ExportFix =
+        serde_json::from_value(v.clone()).map_err(|e| TraceErrorKind::Json(e.to_string()))?;
+    let time_ms = match (f.time_ms, f.time.as_deref()) {
+        (Some(ms), _) => ms,
+        (None, Some(t)) => parse_time_ms(t)?,
+        (None, None) => return Err(TraceErrorKind::Missing("time or time_ms")),
+    };
+    check_position(f.lat, f.lon)?;
+    let accuracy_m = f.accuracy_m.unwrap_or(super::DEFAULT_GNSS_ACCURACY_M);
+    if !(accuracy_m.is_finite() && accuracy_m >= 0.0) {
+        return Err(TraceErrorKind::OutOfRange {
+            field: "accuracy_m",
+            value: accuracy_m.to_string(),
+        });
+    }
+    let source = match f.source.as_deref() {
+        None => geoward_proto::PositionSource::Gnss,
+        Some(s) => parse_source(s).ok_or_else(|| TraceErrorKind::BadSource(truncate(s)))?,
+    };
+    if f.device_id.is_empty() {
+        return Err(TraceErrorKind::Missing("device_id"));
+    }
+    out.push(
+        &f.device_id,
+        TracePoint {
+            time_ms,
+            lat: f.lat,
+            lon: f.lon,
+            accuracy_m,
+            source,
+        },
+    );
+    Ok(())
 }
