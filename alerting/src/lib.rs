@@ -21,6 +21,35 @@
 //! - [`signature`]: webhook HMAC signatures.
 //! - [`delivery`] (feature `delivery`): webhook sender and the sink trait.
 
+//!
+//! # Wiring it into a service
+//!
+//! 1. Build an [`OfficeTree`] and an [`IncidentEngine`] with a [`Policy`];
+//!    register each subject under an active monitoring order with
+//!    [`IncidentEngine::upsert_subject`].
+//! 2. Map geofence transitions and decoded device messages to [`Signal`]s
+//!    and call [`IncidentEngine::apply`]; call [`IncidentEngine::tick`]
+//!    about once a second; expose the officer actions
+//!    ([`IncidentEngine::acknowledge`], `add_note`, `resolve`, `reassign`)
+//!    after checking the caller's office scope with
+//!    [`OfficeTree::is_in_subtree`].
+//! 3. Carry out the returned [`Effect`]s in order, in one transaction:
+//!    `Effect::Incident` → upsert the header, append the timeline entry,
+//!    publish on the feeds of [`sse::feed_offices`] (ids from
+//!    [`sse::FeedSequencer`], frames from [`sse::incident_frame`]);
+//!    `Effect::Notify` → insert an [`outbox::OutboxRecord`] keyed by its
+//!    idempotency key (ignore a duplicate key); `Effect::Audit` → append
+//!    [`audit::AuditEntry::next`] after the stored head.
+//! 4. A delivery loop claims due outbox records, sends them through a
+//!    [`delivery::AlertSink`] (the webhook sink here; MQTT publishes
+//!    [`notify::Notification::body`] on [`routing::alert_topic`]) with
+//!    [`delivery::attempt`], and stores the record after each step.
+//! 5. On restart: either restore a snapshot of [`IncidentEngine::state`]
+//!    (serde) with [`IncidentEngine::with_state`], or register subjects
+//!    again (their lost-contact clocks restart at the restart time) and
+//!    [`IncidentEngine::restore_incident`] every unhandled or active
+//!    incident from the database.
+
 pub mod audit;
 #[cfg(feature = "delivery")]
 pub mod delivery;
