@@ -227,7 +227,8 @@ fn check_common(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases by default; PROPTEST_CASES=n for a longer hunt.
+    #![proptest_config(ProptestConfig::default())]
 
     #[test]
     fn engine_matches_reference_model(ops in proptest::collection::vec(op(), 1..60)) {
