@@ -40,6 +40,8 @@ struct Link {
     conn: watch::Receiver<Conn>,
     /// Highest ack seen (acks are cumulative, so the latest max is enough).
     acked: watch::Receiver<u64>,
+    /// Broker PUBACKs received: the only acknowledgement OwnTracks has.
+    pubacks: watch::Receiver<u64>,
     counters: Arc<Counters>,
 }
 
@@ -84,16 +86,21 @@ pub(super) fn spawn(
         up: false,
     });
     let (ack_tx, acked) = watch::channel(0u64);
+    let (puback_tx, pubacks) = watch::channel(0u64);
     let counters = Arc::new(Counters::default());
     let link = Link {
         conn,
         acked,
+        pubacks,
         counters: counters.clone(),
     };
     let poller = tokio::spawn(poll(
         eventloop,
-        conn_tx,
-        ack_tx,
+        Senders {
+            conn: conn_tx,
+            acked: ack_tx,
+            pubacks: puback_tx,
+        },
         counters,
         cfg.reconnect_backoff,
     ));
@@ -109,6 +116,7 @@ pub(super) fn spawn(
         next_key: 0,
         stats: Stats::default(),
         generation: 0,
+        mqtt_sent: 0,
         nonce: 0,
     };
     Ok(tokio::spawn(async move {
@@ -118,17 +126,24 @@ pub(super) fn spawn(
     }))
 }
 
-/// Drives the event loop; rumqttc reconnects when polled after an error.
-async fn poll(
-    mut eventloop: EventLoop,
+/// The poll task's ends of the watch channels.
+struct Senders {
     conn: watch::Sender<Conn>,
     acked: watch::Sender<u64>,
-    counters: Arc<Counters>,
-    backoff: Duration,
-) {
+    pubacks: watch::Sender<u64>,
+}
+
+/// Drives the event loop; rumqttc reconnects when polled after an error.
+async fn poll(mut eventloop: EventLoop, tx: Senders, counters: Arc<Counters>, backoff: Duration) {
+    let Senders {
+        conn,
+        acked,
+        pubacks,
+    } = tx;
     let opts = DecodeOptions::default();
     loop {
         match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::PubAck(_))) => pubacks.send_modify(|n| *n += 1),
             Ok(Event::Incoming(Packet::ConnAck(_))) => conn.send_modify(|c| {
                 c.generation += 1;
                 c.up = true;
@@ -180,6 +195,8 @@ struct Device {
     stats: Stats,
     /// Connection generation last handled (0 = never connected).
     generation: u64,
+    /// QoS 1 publications handed to the client (each earns a PUBACK).
+    mqtt_sent: u64,
     nonce: u64,
 }
 
@@ -190,7 +207,9 @@ impl Device {
         let mut inputs_open = true;
         let mut drain_deadline: Option<Instant> = None;
         loop {
-            if !inputs_open && self.buffer.is_empty() {
+            // Without service acks, done means the broker has everything.
+            let flushed = self.expect_acks || *link.pubacks.borrow() >= self.mqtt_sent;
+            if !inputs_open && self.buffer.is_empty() && flushed {
                 break;
             }
             let far = Instant::now() + Duration::from_secs(86_400);
@@ -223,6 +242,12 @@ impl Device {
                         self.flush(&topic).await;
                     }
                 }
+                r = link.pubacks.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    link.pubacks.borrow_and_update();
+                }
                 r = link.acked.changed() => {
                     if r.is_err() {
                         break;
@@ -235,7 +260,13 @@ impl Device {
         }
         self.stats.connect_errors = link.counters.connect_errors.load(Ordering::Relaxed);
         self.stats.bad_downlinks = link.counters.bad_downlinks.load(Ordering::Relaxed);
-        self.stats.unacked_at_end = self.buffer.len() as u64;
+        // Without service acks, what the broker has not confirmed counts too.
+        let unconfirmed = if self.expect_acks {
+            0
+        } else {
+            self.mqtt_sent.saturating_sub(*link.pubacks.borrow())
+        };
+        self.stats.unacked_at_end = self.buffer.len() as u64 + unconfirmed;
         let _ = self.client.try_disconnect();
         self.stats
     }
@@ -294,13 +325,13 @@ impl Device {
             // No acks will come (OwnTracks): sent is done.
             self.buffer.remove(&key);
         }
-        if self
+        match self
             .client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
-            .is_err()
         {
-            self.stats.errors += 1;
+            Ok(()) => self.mqtt_sent += 1,
+            Err(_) => self.stats.errors += 1,
         }
     }
 
