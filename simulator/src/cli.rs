@@ -228,6 +228,10 @@ pub struct LoadArgs {
     /// Device id prefix.
     #[arg(long, default_value = "load")]
     pub prefix: String,
+    /// Reconnect storm: every device drops its connection at this second
+    /// of the run and reconnects (repeatable).
+    #[arg(long = "storm-at")]
+    pub storms_at_s: Vec<u32>,
     /// Wire options.
     #[command(flatten)]
     pub wire: WireArgs,
@@ -369,7 +373,7 @@ pub fn replay_plan(a: &ReplayArgs, now_ms: i64) -> anyhow::Result<Plan> {
 
 async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let plan = replay_plan(&a, now_ms())?;
-    publish("replay", &plan, &a.wire, HashMap::new(), None).await
+    publish("replay", &plan, &a.wire, HashMap::new(), None, Vec::new()).await
 }
 
 /// Builds the fleet configuration from the arguments.
@@ -446,7 +450,7 @@ async fn fleet_cmd(a: FleetArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|s| s.devices.iter().map(|d| (d.id.clone(), d.secret.clone())))
         .collect();
-    publish("fleet", &fleet.plan, &a.wire, secrets, None).await
+    publish("fleet", &fleet.plan, &a.wire, secrets, None, Vec::new()).await
 }
 
 async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
@@ -465,8 +469,14 @@ async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
         prefix: a.prefix.clone(),
     };
     // Device times must be "now" when sent: build the plan at real time.
-    let plan = profile.plan(now_ms() + 1000);
-    publish("load", &plan, &a.wire, HashMap::new(), Some(a.rate)).await
+    let start = now_ms() + 1000;
+    let plan = profile.plan(start);
+    let storms = a
+        .storms_at_s
+        .iter()
+        .map(|&s| start + i64::from(s) * 1000)
+        .collect();
+    publish("load", &plan, &a.wire, HashMap::new(), Some(a.rate), storms).await
 }
 
 fn check_cmd(a: &CheckArgs) -> anyhow::Result<ExitCode> {
@@ -504,6 +514,7 @@ async fn publish(
     w: &WireArgs,
     secrets: HashMap<String, String>,
     target: Option<f64>,
+    storms_at_ms: Vec<i64>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(path) = &w.write_plan {
         let mut f = std::io::BufWriter::new(
@@ -540,6 +551,7 @@ async fn publish(
         pacing: Pacing::parse(&w.speed)?,
         drain_timeout: Duration::from_secs(w.drain_s),
         expect_acks: encoding != Encoding::OwnTracks,
+        storms_at_ms,
         ..WireConfig::default()
     };
     let total = plan.sends.len().max(1);

@@ -338,7 +338,7 @@ async fn unacked_messages_are_resent_after_a_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_run_holds_its_rate_and_reports_percentiles() {
+async fn load_run_holds_its_rate_through_a_reconnect_storm() {
     use geoward_simulator::geo::LatLon;
     use geoward_simulator::load::{LoadProfile, Report};
 
@@ -361,10 +361,13 @@ async fn load_run_holds_its_rate_and_reports_percentiles() {
         .collect();
     let addr = broker(&users).await;
     let _state = acker(addr).await;
-    let plan = profile.plan(chrono::Utc::now().timestamp_millis());
+    let start = chrono::Utc::now().timestamp_millis();
+    let plan = profile.plan(start);
     let cfg = WireConfig {
         pacing: Pacing::REAL_TIME,
         default_secret: "load-secret".into(),
+        // A reconnect storm half-way: every connection drops at once.
+        storms_at_ms: vec![start + 1000],
         ..config(addr.port(), &[])
     };
     let stats = run(&plan, &cfg).await;

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::stats::Stats;
-use super::{WireConfig, WireError};
+use super::{Input, WireConfig, WireError};
 use crate::plan::{Send, fix_count};
 
 /// Connection state as the poll task sees it.
@@ -64,7 +64,7 @@ pub(super) fn spawn(
     device: &str,
     host: String,
     cfg: &WireConfig,
-    rx: mpsc::Receiver<Send>,
+    rx: mpsc::Receiver<Input>,
 ) -> Result<JoinHandle<Stats>, WireError> {
     let id = DeviceId::new(device).map_err(|e| WireError::BadDevice {
         device: device.to_string(),
@@ -201,7 +201,7 @@ struct Device {
 }
 
 impl Device {
-    async fn run(mut self, mut rx: mpsc::Receiver<Send>, mut link: Link) -> Stats {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>, mut link: Link) -> Stats {
         let topic = Topic::uplink(self.id.clone(), self.encoding).to_string();
         let down = Topic::downlink(self.id.clone()).to_string();
         let mut inputs_open = true;
@@ -215,9 +215,14 @@ impl Device {
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 msg = rx.recv(), if inputs_open => match msg {
-                    Some(send) => {
+                    Some(Input::Send(send)) => {
                         let up = link.conn.borrow().up;
                         self.produce(&topic, &send, up).await;
+                    }
+                    Some(Input::Drop) => {
+                        if self.client.disconnect().await.is_err() {
+                            self.stats.errors += 1;
+                        }
                     }
                     None => {
                         inputs_open = false;

@@ -57,6 +57,9 @@ pub struct WireConfig {
     pub keep_alive: Duration,
     /// Per-device queue between dispatcher and device task.
     pub device_queue: usize,
+    /// Reconnect storms: at these plan times every connected device drops
+    /// its connection at once (MQTT DISCONNECT) and reconnects.
+    pub storms_at_ms: Vec<i64>,
 }
 
 impl Default for WireConfig {
@@ -74,6 +77,7 @@ impl Default for WireConfig {
             reconnect_backoff: Duration::from_millis(200),
             keep_alive: Duration::from_secs(30),
             device_queue: 256,
+            storms_at_ms: Vec::new(),
         }
     }
 }
@@ -104,6 +108,15 @@ impl WireError {
     }
 }
 
+/// What the dispatcher hands a device task.
+#[derive(Debug)]
+enum Input {
+    /// Produce and publish this.
+    Send(crate::plan::Send),
+    /// Drop the connection now (reconnect storm).
+    Drop,
+}
+
 /// Result of publishing a plan.
 #[derive(Debug, Clone)]
 pub struct RunStats {
@@ -131,7 +144,10 @@ pub async fn run(
     if cfg.hosts.is_empty() {
         return Err(WireError::NoHost);
     }
-    let mut devices: HashMap<String, mpsc::Sender<crate::plan::Send>> = HashMap::new();
+    let mut devices: HashMap<String, mpsc::Sender<Input>> = HashMap::new();
+    let mut storms = cfg.storms_at_ms.clone();
+    storms.sort_unstable();
+    let mut storms = storms.into_iter().peekable();
     let mut tasks = Vec::new();
     let started = Instant::now();
     let start_ms = plan.start_ms().unwrap_or(0);
@@ -142,6 +158,11 @@ pub async fn run(
             tokio::select! {
                 () = tokio::time::sleep_until(started + after) => {}
                 () = &mut shutdown => { interrupted = true; break; }
+            }
+        }
+        while storms.next_if(|&t| t <= send.at_ms).is_some() {
+            for tx in devices.values() {
+                let _ = tx.send(Input::Drop).await;
             }
         }
         let tx = match devices.get(&send.device) {
@@ -157,7 +178,7 @@ pub async fn run(
             }
         };
         tokio::select! {
-            r = tx.send(send.clone()) => { let _ = r; }
+            r = tx.send(Input::Send(send.clone())) => { let _ = r; }
             () = &mut shutdown => { interrupted = true; break; }
         }
         if i % 256 == 255 {
