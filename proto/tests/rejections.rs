@@ -113,6 +113,28 @@ fn cases() -> Vec<Case> {
     )
     .expect("key fits");
     let far = NOW.0 + 10 * 60 * 1000;
+    let sealed_twice = {
+        let once = encode_uplink(
+            &device(),
+            &fix,
+            Encoding::Json,
+            Protection::Mac { secret: SECRET },
+        )
+        .expect("encodable");
+        geoward_proto::json::seal(&device(), SECRET, &once)
+    };
+    let mut header_flag = fix_frame.clone();
+    header_flag[3] = 0x02;
+    let minimal = Uplink::Fix(Fix {
+        altitude_m: None,
+        ..sample_fix()
+    });
+    let mut absent_nonzero = bin(&minimal);
+    absent_nonzero[4 + 16 + 10] = 1;
+    let mut heading_36000 = fix_frame.clone();
+    heading_36000[4 + 16 + 14..4 + 16 + 16].copy_from_slice(&36_000u16.to_le_bytes());
+    let mut battery_101 = hb.clone();
+    battery_101[20] = 101;
 
     vec![
         Case {
@@ -327,6 +349,55 @@ fn cases() -> Vec<Case> {
             json_fix(r#","device_id":"bracelet-0002""#),
             "device_mismatch",
         ),
+        case(
+            "mac without sealed",
+            Encoding::Json,
+            json_fix(r#","mac":"AAAA""#),
+            "unexpected_field",
+        ),
+        case(
+            "sealed plus fields",
+            Encoding::Json,
+            r#"{"sealed":"e30=","mac":"AAAA","seq":1}"#,
+            "unexpected_field",
+        ),
+        case(
+            "sealed twice",
+            Encoding::Json,
+            sealed_twice,
+            "unexpected_field",
+        ),
+        case(
+            "sealed without mac",
+            Encoding::Json,
+            r#"{"sealed":"e30="}"#,
+            "missing_field",
+        ),
+        case(
+            "reserved header flag",
+            Encoding::Binary,
+            header_flag,
+            "invalid_field",
+        ),
+        case(
+            "absent altitude not zero",
+            Encoding::Binary,
+            absent_nonzero,
+            "invalid_field",
+        ),
+        case(
+            "binary heading 360.00",
+            Encoding::Binary,
+            heading_36000,
+            "out_of_range",
+        ),
+        case("battery 101", Encoding::Binary, battery_101, "out_of_range"),
+        case(
+            "owntracks tst overflow",
+            Encoding::OwnTracks,
+            r#"{"_type":"location","tst":9223372036854775807,"lat":1,"lon":2,"acc":3}"#,
+            "out_of_range",
+        ),
     ]
 }
 
@@ -480,4 +551,26 @@ fn owntracks_seq_from_tst_and_extra_fields() {
     assert_eq!((f.speed_mps, f.heading_deg), (None, None));
     assert_eq!(d.device_id.as_str(), "phone-7");
     assert!(!d.authenticated);
+}
+
+/// Downlink decoding rejects with the same typed errors.
+#[test]
+fn downlink_rejections() {
+    let opts = DecodeOptions::default();
+    for (payload, reason) in [
+        (
+            r#"{"type":"config","report_interval_s":0,"heartbeat_interval_s":300,"supervision":"strict","in_violation":false}"#,
+            "out_of_range",
+        ),
+        (r#"{"type":"reboot"}"#, "unknown_message_type"),
+        (r#"{"type":"ack"}"#, "missing_field"),
+        (r#"{"type":"ack","seq":1,"id":2}"#, "unexpected_field"),
+        (
+            r#"{"type":"command","id":1,"action":"self_destruct"}"#,
+            "bad_json",
+        ),
+    ] {
+        let err = geoward_proto::decode_downlink(payload.as_bytes(), &opts).expect_err(payload);
+        assert_eq!(err.reason(), reason, "{payload}: {err}");
+    }
 }
