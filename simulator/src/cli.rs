@@ -119,6 +119,9 @@ pub struct ReplayArgs {
     /// Translate every trace to start at LAT,LON.
     #[arg(long, value_parser = parse_latlon)]
     pub at: Option<LatLon>,
+    /// Translate every trace to start inside a zone: FILE:ZONE.
+    #[arg(long)]
+    pub in_zone: Option<String>,
     /// Place every trace across a zone's boundary: FILE:ZONE[:exit|excursion].
     #[arg(long)]
     pub cross: Option<String>,
@@ -312,6 +315,15 @@ pub fn replay_plan(a: &ReplayArgs, now_ms: i64) -> anyhow::Result<Plan> {
     }
     if let Some(p) = a.at {
         traces = traces.iter().map(|t| translate_to(t, p)).collect();
+    }
+    if let Some(spec) = &a.in_zone {
+        let (file, zone) = spec.rsplit_once(':').context("--in-zone wants FILE:ZONE")?;
+        let areas = zones::load(Path::new(file))?;
+        let area = zones::find(&areas, zone, file)?;
+        let start = area
+            .interior_point(a.seed)
+            .with_context(|| format!("zone {zone} has no interior point"))?;
+        traces = traces.iter().map(|t| translate_to(t, start)).collect();
     }
     if let Some(spec) = &a.cross {
         let mut parts = spec.rsplitn(2, ':');

@@ -157,6 +157,28 @@ impl Area {
         })
     }
 
+    /// A deterministic point well inside the main part: the bounding-box
+    /// centre if the part contains it, else the seeded sample farthest from
+    /// the boundary vertices out of 64.
+    pub fn interior_point(&self, seed: u64) -> Option<LatLon> {
+        let poly = self.main_part()?;
+        let (lo, hi) = poly.bbox()?;
+        let centre = LatLon::new((lo.lat + hi.lat) / 2.0, (lo.lon + hi.lon) / 2.0);
+        if poly.contains(centre) {
+            return Some(centre);
+        }
+        let ring = poly.rings.first()?;
+        let clearance = |p: LatLon| {
+            ring.iter()
+                .map(|v| v.distance_m(p))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        (0..64)
+            .filter_map(|_| self.sample_inside(&mut rng, 256))
+            .max_by(|a, b| clearance(*a).total_cmp(&clearance(*b)))
+    }
+
     /// A random point inside the main part at least `margin_m` from every
     /// vertex of its outer ring (so GPS noise does not cross the boundary).
     pub fn sample_deep_inside<R: Rng>(

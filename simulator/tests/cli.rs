@@ -52,6 +52,46 @@ fn replay_builds_copies_gaps_and_shift_from_arguments() {
 }
 
 #[test]
+fn replay_placed_inside_or_across_a_real_county() {
+    let zones = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/zones/ning2_xia4_yin2_chuan1.geojson")
+        .display()
+        .to_string();
+    let areas = geoward_simulator::zones::load(Path::new(&zones)).unwrap();
+    let county = geoward_simulator::zones::find(&areas, "贺兰县", "z").unwrap();
+    let first_last = |plan: &Plan| {
+        let pos = |s: &geoward_simulator::plan::Send| match &s.message {
+            geoward_proto::Uplink::Fix(f) => geoward_simulator::geo::LatLon::new(f.lat, f.lon),
+            m => panic!("{m:?}"),
+        };
+        (pos(&plan.sends[0]), pos(plan.sends.last().unwrap()))
+    };
+    let inside = replay_plan(&[
+        &gpx("around-visnjan-with-car.gpx"),
+        "--in-zone",
+        &format!("{zones}:贺兰县"),
+    ])
+    .unwrap();
+    let (a, _) = first_last(&inside);
+    assert!(county.contains(a));
+    let across = replay_plan(&[
+        &gpx("korita-zbevnica.gpx"),
+        "--cross",
+        &format!("{zones}:贺兰县:exit"),
+    ])
+    .unwrap();
+    let (a, b) = first_last(&across);
+    assert!(county.contains(a) && !county.contains(b));
+    let e = replay_plan(&[
+        &gpx("korita-zbevnica.gpx"),
+        "--in-zone",
+        &format!("{zones}:nowhere"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("no zone \"nowhere\""), "{e}");
+}
+
+#[test]
 fn written_plan_reads_back_as_an_ndjson_trace() {
     let plan = replay_plan(&[&gpx("cerknicko-jezero.gpx"), "--copies", "3"]).unwrap();
     let mut out = Vec::new();
