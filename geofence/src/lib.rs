@@ -1,13 +1,36 @@
 //! Geoward zone engine.
 //!
-//! A pure library: no IO, no clock, no async. It imports zones from GeoJSON
-//! text ([`import_geojson`]), indexes them ([`ZoneSet`]: an R-tree over
-//! polygon parts plus a band index per part for exact point-in-polygon and
-//! bounded boundary distance), and turns each subject's stream of fixes into
-//! confirmed transitions ([`Engine`], [`Tracker`]).
+//! A pure library: no IO, no clock, no async. Time is always passed in.
+//!
+//! * **Zones**: [`import_geojson`] parses GeoJSON text (Polygon,
+//!   MultiPolygon with holes, Point + `radius_m` circles), repairs what is
+//!   safe (repeated vertices, spikes, unclosed rings, zero-area parts) and
+//!   rejects the rest with a [`Defect`] naming the feature; the
+//!   [`ImportReport`] lists both. Properties are documented in the import
+//!   module (`id`/`adcode`/`name`, `kind`, `version`, `valid_from`,
+//!   `valid_until`, `order_id`). Zones are versioned: rules name a
+//!   [`ZoneId`], and a fix is judged against the version valid at the fix's
+//!   time.
+//! * **Index**: [`ZoneSet`] holds an R-tree over polygon-part envelopes and,
+//!   per part, a band index (edges bucketed by latitude band) that makes
+//!   point-in-polygon exact and cheap even for 25k-vertex rings, and answers
+//!   bounded boundary-distance queries in metres (local equirectangular
+//!   frame). [`ZoneSet::locate`], [`ZoneSet::relate`] (accuracy circle vs
+//!   zone: inside / outside / boundary), [`ZoneSet::boundary_distance_m`].
+//! * **Rules and tracking**: [`SubjectRules`] (permitted, exclusion, home +
+//!   [`Curfew`]s in a time zone, [`LeavePermit`]s, [`SupervisionLevel`]),
+//!   [`Thresholds`] (documented defaults, serde-overridable). A [`Tracker`]
+//!   per subject (or an [`Engine`] holding many) turns fixes into
+//!   [`Transition`]s with `observe(fix, now)` and `tick(now)`: breach
+//!   started / confirmed / ended and possible crossings, with evidence,
+//!   event time and processing time, late data placed in event-time order.
 //!
 //! Wire types live in `geoward-proto`; this crate defines its own [`Fix`]
 //! and the service converts.
+
+// Re-exported because they appear in the public API (times, time zones).
+pub use chrono;
+pub use chrono_tz;
 
 mod bands;
 mod engine;

@@ -146,7 +146,7 @@ impl Default for Thresholds {
     /// Accuracy floors: GNSS 5 m, fused 10 m, Wi-Fi 50 m, cell 200 m.
     /// Max speed 100 m/s (a high-speed train is ~97 m/s). Possible crossing
     /// gap 60 s, deadline grace 0 s, carried fix age ≤ 30 min, late after
-    /// 5 min, window 12 h or 1024 fixes.
+    /// 5 min, window 6 h or 512 fixes (about 40 KB per subject when full).
     fn default() -> Self {
         Self {
             strict: LevelThresholds {
@@ -175,8 +175,8 @@ impl Default for Thresholds {
             deadline_grace_seconds: 0,
             deadline_max_fix_age_seconds: 1800,
             late_after_seconds: 300,
-            window_seconds: 12 * 3600,
-            window_max_fixes: 1024,
+            window_seconds: 6 * 3600,
+            window_max_fixes: 512,
         }
     }
 }

@@ -234,8 +234,15 @@ impl ZoneSet {
         self.zones.is_empty()
     }
 
+    /// # Panics
+    /// If `r` comes from another, larger zone set.
     pub fn zone(&self, r: ZoneRef) -> &Zone {
         &self.zones[r.index()]
+    }
+
+    /// The handle of `zones()[index]`, if there is such a zone.
+    pub fn zone_ref(&self, index: usize) -> Option<ZoneRef> {
+        (index < self.zones.len()).then_some(ZoneRef(index as u32))
     }
 
     /// Every version of a zone id, oldest version first.
@@ -266,6 +273,19 @@ impl ZoneSet {
                 out.push(ZoneRef(item.zone));
             }
         }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Zones having a part whose bounding box contains the point: the R-tree
+    /// candidates before the exact test (for baselines and debugging).
+    pub fn candidates(&self, lon: f64, lat: f64) -> Vec<ZoneRef> {
+        let mut out: Vec<ZoneRef> = self
+            .tree
+            .locate_all_at_point(&[lon, lat])
+            .map(|hit| ZoneRef(self.items[hit.data as usize].zone))
+            .collect();
         out.sort_unstable();
         out.dedup();
         out

@@ -93,7 +93,11 @@ fn describe(out: &mut String, tr: &Transition) {
 }
 
 fn run(rules: SubjectRules, steps: &[Step]) -> String {
-    let mut tracker = Tracker::new("s1".into(), rules, zones(), Arc::new(Thresholds::default()))
+    run_with(zones(), rules, steps)
+}
+
+fn run_with(zones: Arc<ZoneSet>, rules: SubjectRules, steps: &[Step]) -> String {
+    let mut tracker = Tracker::new("s1".into(), rules, zones, Arc::new(Thresholds::default()))
         .expect("valid rules");
     let mut out = String::new();
     for (seq, step) in steps.iter().enumerate() {
@@ -955,4 +959,69 @@ fn sparse_fixes_across_a_small_exclusion_zone_are_a_possible_crossing() {
             ep1 exclusion:victim possible_crossing at 04 10:05:00 (now 04 10:05:01) evidence=2
         "#]],
     );
+}
+
+#[test]
+fn late_fixes_are_judged_against_the_zone_version_valid_at_fix_time() {
+    use Source::Gnss;
+    let moved = (116.08, 39.98);
+    let mut v1 = Zone::circle("victim", ZoneKind::Exclusion, EXCL.0, EXCL.1, 200.0);
+    v1.valid_until = Some(t("2024-03-04T12:00:00Z"));
+    let mut v2 = Zone::circle("victim", ZoneKind::Exclusion, moved.0, moved.1, 200.0);
+    v2.version = 2;
+    v2.valid_from = Some(t("2024-03-04T12:00:00Z"));
+    let (set, report) = ZoneSet::build(vec![v1, v2]);
+    assert!(report.is_clean());
+    let r = SubjectRules {
+        exclusions: vec![ZoneId::from("victim")],
+        ..SubjectRules::default()
+    };
+    check_with(
+        Arc::new(set),
+        r,
+        &[
+            // Live at the old place after the zone moved: compliant.
+            F(
+                "2024-03-04T12:30:00Z",
+                EXCL.0,
+                EXCL.1,
+                10.0,
+                Gnss,
+                "2024-03-04T12:30:01Z",
+            ),
+            F(
+                "2024-03-04T12:31:00Z",
+                EXCL.0,
+                EXCL.1,
+                10.0,
+                Gnss,
+                "2024-03-04T12:31:01Z",
+            ),
+            // Uploaded late: there while the old version was valid.
+            F(
+                "2024-03-04T11:00:00Z",
+                EXCL.0,
+                EXCL.1,
+                10.0,
+                Gnss,
+                "2024-03-04T13:00:00Z",
+            ),
+            F(
+                "2024-03-04T11:00:40Z",
+                EXCL.0,
+                EXCL.1,
+                10.0,
+                Gnss,
+                "2024-03-04T13:00:00Z",
+            ),
+        ],
+        expect![[r#"
+            ep1 exclusion:victim breach_started at 04 11:00:00 (now 04 13:00:00) LATE evidence=1
+            ep1 exclusion:victim breach_confirmed at 04 11:00:40 (now 04 13:00:00) LATE evidence=2
+        "#]],
+    );
+}
+
+fn check_with(zones: Arc<ZoneSet>, rules: SubjectRules, steps: &[Step], expect: Expect) {
+    expect.assert_eq(&run_with(zones, rules, steps));
 }
