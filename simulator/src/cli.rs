@@ -102,6 +102,16 @@ pub struct WireArgs {
     /// Write the JSON report here (the summary goes to stderr).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Follow the officers' alert feed (SSE over http://) during the run and
+    /// check the incidents against the expectations; exit 1 on any difference.
+    #[arg(long)]
+    pub feed: Option<String>,
+    /// Bearer token for the feed.
+    #[arg(long, env = "GEOWARD_SIM_FEED_TOKEN")]
+    pub feed_token: Option<String>,
+    /// Seconds to keep following the feed after the last send.
+    #[arg(long, default_value_t = 30)]
+    pub settle_s: u64,
 }
 
 /// `replay` options.
@@ -152,6 +162,9 @@ pub struct ReplayArgs {
     /// Shift times so the replay starts now (`max` speed: ends now).
     #[arg(long)]
     pub shift_to_now: bool,
+    /// Expectation file to check the alert feed against (needs --feed).
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
     /// Wire options.
     #[command(flatten)]
     pub wire: WireArgs,
@@ -175,8 +188,8 @@ pub struct FleetArgs {
     /// Days to simulate.
     #[arg(long, default_value_t = 1)]
     pub days: u32,
-    /// Local midnight of the first day (RFC 3339); default: today's in
-    /// UTC+8 with --shift-to-now, else 2026-01-05.
+    /// Local midnight of the first day (RFC 3339); default 2026-01-05
+    /// (see --shift-to-now).
     #[arg(long)]
     pub start: Option<String>,
     /// Scripted scenario KIND[@DAY] (repeatable); kinds: leave_and_stay,
@@ -196,7 +209,8 @@ pub struct FleetArgs {
     /// Write the expectation file (incidents + subject set-up) here.
     #[arg(long)]
     pub expect: Option<PathBuf>,
-    /// Shift so the fleet's day starts now.
+    /// Day one is today (local midnight, UTC+8); with `--speed max` the run
+    /// ends at today's midnight instead, so all device times are past.
     #[arg(long)]
     pub shift_to_now: bool,
     /// Wire options.
@@ -385,7 +399,15 @@ pub fn replay_plan(a: &ReplayArgs, now_ms: i64) -> anyhow::Result<Plan> {
 
 async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let plan = replay_plan(&a, now_ms())?;
-    publish("replay", &plan, &a.wire, HashMap::new(), None, Vec::new()).await
+    let expect = a.expect.as_deref().map(Expectations::load).transpose()?;
+    let run = Run {
+        mode: "replay",
+        secrets: HashMap::new(),
+        target: None,
+        storms_at_ms: Vec::new(),
+        expect,
+    };
+    publish(&plan, &a.wire, run).await
 }
 
 /// Builds the fleet configuration from the arguments.
@@ -396,7 +418,15 @@ pub fn fleet_config(a: &FleetArgs, now_ms: i64) -> anyhow::Result<FleetConfig> {
         (None, true) => {
             let day = 86_400_000;
             let local = now_ms + base.utc_offset_ms;
-            local - local.rem_euclid(day) - base.utc_offset_ms
+            let today = local - local.rem_euclid(day) - base.utc_offset_ms;
+            // As fast as possible: whole days ending at today's midnight, so
+            // no device time lies in the future and local times (curfew)
+            // stay aligned. Otherwise the run's first day is today.
+            if Pacing::parse(&a.wire.speed)? == Pacing::AsFastAsPossible {
+                today - i64::from(a.days.max(1)) * day
+            } else {
+                today
+            }
         }
         (None, false) => base.start_ms,
     };
@@ -462,7 +492,14 @@ async fn fleet_cmd(a: FleetArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|s| s.devices.iter().map(|d| (d.id.clone(), d.secret.clone())))
         .collect();
-    publish("fleet", &fleet.plan, &a.wire, secrets, None, Vec::new()).await
+    let run = Run {
+        mode: "fleet",
+        secrets,
+        target: None,
+        storms_at_ms: Vec::new(),
+        expect: Some(fleet.expectations.clone()),
+    };
+    publish(&fleet.plan, &a.wire, run).await
 }
 
 async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
@@ -488,7 +525,14 @@ async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|&s| start + i64::from(s) * 1000)
         .collect();
-    publish("load", &plan, &a.wire, HashMap::new(), Some(a.rate), storms).await
+    let run = Run {
+        mode: "load",
+        secrets: HashMap::new(),
+        target: Some(a.rate),
+        storms_at_ms: storms,
+        expect: None,
+    };
+    publish(&plan, &a.wire, run).await
 }
 
 fn check_cmd(a: &CheckArgs) -> anyhow::Result<ExitCode> {
@@ -520,14 +564,26 @@ pub fn write_plan(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn publish(
-    mode: &str,
-    plan: &Plan,
-    w: &WireArgs,
+/// What a command adds to the wire options.
+struct Run {
+    mode: &'static str,
     secrets: HashMap<String, String>,
     target: Option<f64>,
     storms_at_ms: Vec<i64>,
-) -> anyhow::Result<ExitCode> {
+    expect: Option<Expectations>,
+}
+
+async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode> {
+    let Run {
+        mode,
+        secrets,
+        target,
+        storms_at_ms,
+        expect,
+    } = run;
+    if w.feed.is_some() && expect.is_none() {
+        bail!("--feed needs expectations (--expect FILE)");
+    }
     if let Some(path) = &w.write_plan {
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -566,6 +622,18 @@ async fn publish(
         storms_at_ms,
         ..WireConfig::default()
     };
+    // Follow the alert feed from before the first send until the run has
+    // settled.
+    let (stop_feed, feed_stopped) = tokio::sync::oneshot::channel::<()>();
+    let follower = w.feed.clone().map(|url| {
+        let token = w.feed_token.clone();
+        tokio::spawn(async move {
+            crate::feed::follow(&url, token.as_deref(), async {
+                let _ = feed_stopped.await;
+            })
+            .await
+        })
+    });
     let total = plan.sends.len().max(1);
     let mut last_shown = 0usize;
     let stats = wire::run(
@@ -593,7 +661,16 @@ async fn publish(
             .with_context(|| format!("writing {}", path.display()))?,
         None => println!("{}", report.to_json()),
     }
-    let ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
+    let mut ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
+    if let (Some(follower), Some(exp)) = (follower, expect) {
+        eprintln!("following the alert feed for {} s more", w.settle_s);
+        tokio::time::sleep(Duration::from_secs(w.settle_s)).await;
+        let _ = stop_feed.send(());
+        let observed = follower.await.context("feed task")??;
+        let check = exp.check(&observed);
+        eprint!("{}", check.summary());
+        ok &= check.passed();
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

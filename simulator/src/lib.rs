@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod expect;
+pub mod feed;
 pub mod fleet;
 pub mod geo;
 pub mod load;

@@ -290,6 +290,14 @@ fn fleet_arguments_make_a_config_with_scenarios() {
     assert_eq!(cfg.subjects, 9, "at least one subject per scenario");
     assert_eq!(cfg.scenarios[8].day, 1);
     assert_eq!(cfg.duration_ms, 2 * 86_400_000);
+    let mut fast = a;
+    fast.wire.speed = "max".into();
+    let cfg = cli::fleet_config(&fast, 1_767_582_000_000).unwrap();
+    assert_eq!(
+        cfg.start_ms,
+        1_767_542_400_000 - 2 * 86_400_000,
+        "ends at midnight"
+    );
     let bad = Cli::try_parse_from([
         "geoward-sim",
         "fleet",
@@ -305,4 +313,58 @@ fn fleet_arguments_make_a_config_with_scenarios() {
         panic!("not fleet")
     };
     assert!(cli::fleet_config(&b, 0).is_err());
+}
+
+/// A fake service feed: chunked SSE, one frame split across chunks, a
+/// change that is not an opening, then the end of the stream.
+#[tokio::test]
+async fn feed_follower_reads_chunked_sse() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut req = vec![0u8; 1024];
+        let n = s.read(&mut req).await.unwrap();
+        let frame = |change: &str| {
+            format!(
+                "id: 1\nevent: incident\ndata: {{\"schema\":1,\"change\":\"{change}\",\"incident\":{{\"subject\":\"S0007\",\"kind\":\"tamper\",\"episode_kind\":\"tamper\",\"opened_at\":1767589200000}}}}\n\n"
+            )
+        };
+        let opened = frame("opened");
+        let (a, b) = opened.split_at(40);
+        let acked = frame("acknowledged");
+        let mut out = String::from(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        );
+        for part in [": keep-alive\n\n", a, b, &acked] {
+            out += &format!("{:x}\r\n{part}\r\n", part.len());
+        }
+        out += "0\r\n\r\n";
+        s.write_all(out.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&req[..n]).to_string()
+    });
+    let url = format!("http://127.0.0.1:{port}/api/feed");
+    let seen = geoward_simulator::feed::follow(&url, Some("tok"), std::future::pending())
+        .await
+        .unwrap();
+    let req = server.await.unwrap();
+    assert!(req.contains("Authorization: Bearer tok"), "{req}");
+    assert!(req.starts_with("GET /api/feed HTTP/1.1"), "{req}");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].subject.as_str(), seen[0].kind.as_str()),
+        ("S0007", "tamper")
+    );
+    assert_eq!(seen[0].at_ms, 1_767_589_200_000);
+
+    let refused = geoward_simulator::feed::follow(
+        &format!("http://127.0.0.1:{port}/x"),
+        None,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.reason(), "io");
 }
