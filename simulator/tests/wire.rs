@@ -441,3 +441,95 @@ async fn every_encoding_with_payload_authentication_reaches_the_service() {
     assert!(decoded >= 3 * 312);
     assert_eq!(st.authenticated, decoded);
 }
+
+/// `geoward-sim fleet` end to end through the embedded broker: per-device
+/// generated secrets, fixes, heartbeats and events in the binary encoding
+/// with MACs, all acknowledged, expectation file written.
+#[test]
+fn fleet_command_publishes_a_day_with_device_credentials() {
+    use clap::Parser;
+    use geoward_simulator::cli::{self, Cli};
+
+    let zones = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/zones/ning2_xia4_yin2_chuan1.geojson")
+        .display()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let expect = dir.path().join("expect.json");
+    let report = dir.path().join("report.json");
+    let args = |port: u16| {
+        vec![
+            "geoward-sim".to_string(),
+            "fleet".into(),
+            "--zones".into(),
+            zones.clone(),
+            "--zone".into(),
+            "兴庆区".into(),
+            "--subjects".into(),
+            "3".into(),
+            "--scenario".into(),
+            "strap_cut".into(),
+            "--seed".into(),
+            "5".into(),
+            "--expect".into(),
+            expect.display().to_string(),
+            "--report".into(),
+            report.display().to_string(),
+            "--broker".into(),
+            format!("127.0.0.1:{port}"),
+            "--encoding".into(),
+            "bin".into(),
+            "--mac".into(),
+            "--speed".into(),
+            "max".into(),
+        ]
+    };
+    // The same arguments give the same fleet: learn its device secrets first
+    // (as an operator would from the set-up file) to configure the broker.
+    let Cli {
+        command: cli::Command::Fleet(a),
+    } = Cli::try_parse_from(args(1)).unwrap()
+    else {
+        panic!("not fleet")
+    };
+    let cfg = cli::fleet_config(&a, 0).unwrap();
+    let files = geoward_simulator::zones::load(Path::new(&zones)).unwrap();
+    let area = geoward_simulator::zones::find(&files, "兴庆区", "z").unwrap();
+    let fleet = geoward_simulator::fleet::generate(&cfg, area).unwrap();
+    let secrets: Vec<(String, String)> = fleet
+        .subjects
+        .iter()
+        .flat_map(|s| s.devices.iter().map(|d| (d.id.clone(), d.secret.clone())))
+        .collect();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, state) = rt.block_on(async {
+        let mut users: Vec<(&str, &str)> = vec![("acker", "acker-secret")];
+        users.extend(secrets.iter().map(|(d, s)| (d.as_str(), s.as_str())));
+        let addr = broker(&users).await;
+        let keys = Keys(secrets.iter().cloned().collect());
+        (addr, acker_with(addr, keys, true).await)
+    });
+    let code = cli::main(Cli::try_parse_from(args(addr.port())).unwrap()).unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let sends = fleet.plan.sends.len() as u64;
+    assert_eq!(r["published"], sends);
+    assert_eq!(r["acked"], sends);
+    assert_eq!(r["unacked_at_end"], 0);
+    let exp = geoward_simulator::expect::Expectations::load(&expect).unwrap();
+    assert_eq!(exp.incidents.len(), 1);
+    assert_eq!(exp.incidents[0].kind.name(), "tamper");
+    let st = state.lock().unwrap();
+    assert!(st.rejected.is_empty(), "{:?}", st.rejected);
+    let decoded: usize = st.seen.values().map(Vec::len).sum();
+    assert!(decoded as u64 >= sends);
+    assert_eq!(st.authenticated, decoded);
+    drop(st);
+    drop(rt);
+}
