@@ -22,7 +22,9 @@ use geoward_geofence::{
 };
 
 const SUBJECTS: usize = 100_000;
-const POINTS: usize = 20_000;
+const POINTS: usize = 10_000;
+/// Subjects in the hot-cache variant (their state stays in cache).
+const HOT: usize = 1_000;
 
 /// SplitMix64: tiny, seeded, reproducible.
 struct Rng(u64);
@@ -134,6 +136,7 @@ fn bench_build_and_locate(c: &mut Criterion) {
         );
     }
     let mut g = c.benchmark_group("geofence_locate");
+    g.sample_size(20);
     g.throughput(Throughput::Elements(points.len() as u64));
     g.bench_function("band_index", |b| {
         b.iter(|| {
@@ -297,11 +300,48 @@ fn bench_subjects(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    // The same engine, cycling over only the first HOT subjects: their
+    // state and zones stay in cache, which shows compute cost apart from
+    // memory latency.
+    let first_round = k / SUBJECTS as u64 + 1;
+    let mut kh: u64 = 0;
+    g.bench_function("engine_observe_1k_subjects_hot", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let (i, r) = ((kh % HOT as u64) as usize, first_round + kh / HOT as u64);
+                let s = &subjects[i];
+                let fix = fix_of(s, r, t0, kh);
+                let out = engine.observe(&s.id, fix, fix.time).expect("known subject");
+                transitions += out.len();
+                kh += 1;
+            }
+            start.elapsed()
+        })
+    });
+    let mut khb: u64 = 0;
+    g.bench_function("baseline_geo_contains_judge_1k_subjects_hot", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut bad = 0usize;
+            for _ in 0..iters {
+                let i = (khb % HOT as u64) as usize;
+                let s = &subjects[i];
+                let fix = fix_of(s, khb / HOT as u64, t0, khb);
+                let inside = county_shapes[i].contains(&Point::new(fix.lon, fix.lat));
+                let excluded = s
+                    .circles
+                    .iter()
+                    .any(|c| distance_m(c.0, c.1, fix.lon, fix.lat) < 200.0);
+                bad += usize::from(!inside || excluded);
+                khb += 1;
+            }
+            black_box(bad);
+            start.elapsed()
+        })
+    });
     g.finish();
-    eprintln!(
-        "subject evaluation: {k} fixes observed ({} rounds), {transitions} transitions emitted",
-        k / SUBJECTS as u64
-    );
+    eprintln!("subject evaluation: {k} + {kh} fixes observed, {transitions} transitions emitted",);
 }
 
 criterion_group!(benches, bench_build_and_locate, bench_subjects);
