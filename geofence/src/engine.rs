@@ -53,6 +53,22 @@ impl Engine {
         &self.zones
     }
 
+    /// Switches every subject to a new zone set (see [`Tracker::rebind`]).
+    /// Subjects whose rules name a zone missing from the new set keep the
+    /// old set and are returned with the error; fix their rules and call
+    /// [`Engine::set_subject`].
+    pub fn replace_zones(&mut self, zones: Arc<ZoneSet>) -> Vec<(SubjectId, RulesError)> {
+        self.zones = zones;
+        let mut failed = Vec::new();
+        for (id, t) in &mut self.trackers {
+            if let Err(e) = t.rebind(self.zones.clone()) {
+                failed.push((id.clone(), e));
+            }
+        }
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
+        failed
+    }
+
     pub fn thresholds(&self) -> &Thresholds {
         &self.thresholds
     }

@@ -318,6 +318,16 @@ impl Tracker {
         })
     }
 
+    /// Switches to a new zone set (zones added, versions changed), keeping
+    /// the window and open episodes. Fixes already judged keep their
+    /// verdicts; new fixes and replays of late data use the new set.
+    /// On error (a zone the rules name is gone) nothing changes.
+    pub fn rebind(&mut self, zones: Arc<ZoneSet>) -> Result<(), RulesError> {
+        self.compiled = Compiled::new(self.compiled.rules.clone(), &zones)?;
+        self.zones = zones;
+        Ok(())
+    }
+
     pub fn subject(&self) -> &str {
         &self.subject
     }
