@@ -174,8 +174,14 @@ impl BandIndex {
 
     /// Distance in metres from the point to the nearest boundary edge, if
     /// that distance is at most `max_m`.
-    pub(crate) fn boundary_distance_m(&self, x: f64, y: f64, max_m: f64) -> Option<f64> {
-        let frame = LocalFrame::new(x, y);
+    /// `frame` must be centred on (`x`, `y`); callers share one per query.
+    pub(crate) fn boundary_distance_m(
+        &self,
+        frame: &LocalFrame,
+        x: f64,
+        y: f64,
+        max_m: f64,
+    ) -> Option<f64> {
         let (dx, dy) = (frame.lon_degrees(max_m), frame.lat_degrees(max_m));
         let mut best = f64::INFINITY;
         self.edges_near((x - dx, x + dx), (y - dy, y + dy), |e| {
@@ -246,9 +252,12 @@ mod tests {
         let idx = square_with_hole();
         // 0.001° of latitude is about 111 m.
         let d = idx
-            .boundary_distance_m(0.5, 0.999, 500.0)
+            .boundary_distance_m(&LocalFrame::new(0.5, 0.999), 0.5, 0.999, 500.0)
             .expect("near the top edge");
         assert!((d - 111.2).abs() < 1.0, "{d}");
-        assert_eq!(idx.boundary_distance_m(0.2, 0.2, 500.0), None);
+        assert_eq!(
+            idx.boundary_distance_m(&LocalFrame::new(0.2, 0.2), 0.2, 0.2, 500.0),
+            None
+        );
     }
 }

@@ -25,6 +25,16 @@ impl LocalFrame {
         Self { lon0, lat0, kx }
     }
 
+    /// A frame at `lat0` reusing a known `kx` (metres per degree of
+    /// longitude), to avoid a cosine per query.
+    pub(crate) fn with_kx(lon0: f64, lat0: f64, kx: f64) -> Self {
+        Self { lon0, lat0, kx }
+    }
+
+    pub(crate) fn kx(&self) -> f64 {
+        self.kx
+    }
+
     pub(crate) fn project(&self, lon: f64, lat: f64) -> (f64, f64) {
         (
             (lon - self.lon0) * self.kx,

@@ -178,7 +178,9 @@ impl Ctx<'_> {
         }
     }
 
-    fn entry(&self, cur: &mut Cursor, e: &mut Entry, out: &mut Vec<Ev>) {
+    /// Steps past one entry. `crossings: false` skips possible-crossing
+    /// checks (when advancing the checkpoint, whose events are discarded).
+    fn entry(&self, cur: &mut Cursor, e: &mut Entry, out: &mut Vec<Ev>, crossings: bool) {
         self.run_deadlines(cur, e.t, out);
         let pos = Pos {
             t: e.t,
@@ -212,6 +214,7 @@ impl Ctx<'_> {
             self.apply(cur, rule, o, out);
         }
         if let Some((pf, pv, pconf)) = cur.prev
+            && crossings
             && confident
             && pconf
             && e.t - ms(pf.time) >= self.th.possible_crossing_min_gap_seconds * 1000
@@ -405,7 +408,7 @@ impl Tracker {
             .max(self.window.back().map_or(t, |e| e.t))
             .max(self.max_now);
         let out = if pos == self.window.len() && t >= tip.t {
-            ctx.entry(tip, &mut entry, &mut evs);
+            ctx.entry(tip, &mut entry, &mut evs, true);
             self.window.push_back(entry);
             ctx.run_deadlines(tip, horizon, &mut evs);
             self.apply_live(&evs, now)
@@ -414,7 +417,7 @@ impl Tracker {
             self.window.insert(pos, entry);
             let mut cur = base.clone();
             for e in self.window.iter_mut() {
-                ctx.entry(&mut cur, e, &mut evs);
+                ctx.entry(&mut cur, e, &mut evs, true);
             }
             ctx.run_deadlines(&mut cur, horizon, &mut evs);
             let base_rules = base.rules.clone();
@@ -463,14 +466,19 @@ impl Tracker {
             return;
         };
         let mut discard = Vec::new();
+        let mut pruned = false;
         while let Some(front) = self.window.front() {
             if self.window.len() <= max_fixes.max(1) && newest - front.t <= span {
                 break;
             }
             if let Some(mut e) = self.window.pop_front() {
-                ctx.entry(base, &mut e, &mut discard);
+                ctx.entry(base, &mut e, &mut discard, false);
                 discard.clear();
+                pruned = true;
             }
+        }
+        if !pruned {
+            return;
         }
         let floor = base.t;
         self.episodes

@@ -38,7 +38,13 @@ pub enum Relation {
 #[derive(Debug)]
 enum ItemGeom {
     Part(BandIndex),
-    Circle { lon: f64, lat: f64, radius_m: f64 },
+    /// `kx`: metres per degree of longitude at the centre, precomputed.
+    Circle {
+        lon: f64,
+        lat: f64,
+        radius_m: f64,
+        kx: f64,
+    },
 }
 
 /// One indexed piece: a polygon part or a circle.
@@ -56,22 +62,31 @@ impl Item {
                 lon: cx,
                 lat: cy,
                 radius_m,
+                kx,
             } => {
-                let (x, y) = LocalFrame::new(lon, lat).project(*cx, *cy);
+                let (x, y) = LocalFrame::with_kx(*cx, *cy, *kx).project(lon, lat);
                 x * x + y * y < radius_m * radius_m
             }
         }
     }
 
-    fn boundary_distance_m(&self, lon: f64, lat: f64, max_m: f64) -> Option<f64> {
+    /// `frame` is centred on the query point (used by polygon parts).
+    fn boundary_distance_m(
+        &self,
+        frame: &LocalFrame,
+        lon: f64,
+        lat: f64,
+        max_m: f64,
+    ) -> Option<f64> {
         match &self.geom {
-            ItemGeom::Part(b) => b.boundary_distance_m(lon, lat, max_m),
+            ItemGeom::Part(b) => b.boundary_distance_m(frame, lon, lat, max_m),
             ItemGeom::Circle {
                 lon: cx,
                 lat: cy,
                 radius_m,
+                kx,
             } => {
-                let (x, y) = LocalFrame::new(lon, lat).project(*cx, *cy);
+                let (x, y) = LocalFrame::with_kx(*cx, *cy, *kx).project(lon, lat);
                 let d = ((x * x + y * y).sqrt() - radius_m).abs();
                 (d <= max_m).then_some(d)
             }
@@ -85,8 +100,13 @@ impl Item {
                     || band.contains(b.0, b.1)
                     || band.segment_meets_boundary(a, b)
             }
-            ItemGeom::Circle { lon, lat, radius_m } => {
-                let f = LocalFrame::new(*lon, *lat);
+            ItemGeom::Circle {
+                lon,
+                lat,
+                radius_m,
+                kx,
+            } => {
+                let f = LocalFrame::with_kx(*lon, *lat, *kx);
                 point_segment_distance((0.0, 0.0), f.project(a.0, a.1), f.project(b.0, b.1))
                     < *radius_m
             }
@@ -184,6 +204,7 @@ impl ZoneSet {
                             lon: center.x(),
                             lat: center.y(),
                             radius_m: *radius_m,
+                            kx: LocalFrame::new(center.x(), center.y()).kx(),
                         },
                     });
                 }
@@ -312,9 +333,20 @@ impl ZoneSet {
         lat: f64,
         max_m: f64,
     ) -> Option<f64> {
-        self.items_of(zone)
+        let items = self.items_of(zone);
+        // Circles carry their own frame: skip the cosine for them.
+        let frame = match items {
+            [
+                Item {
+                    geom: ItemGeom::Circle { kx, .. },
+                    ..
+                },
+            ] => LocalFrame::with_kx(lon, lat, *kx),
+            _ => LocalFrame::new(lon, lat),
+        };
+        items
             .iter()
-            .filter_map(|i| i.boundary_distance_m(lon, lat, max_m))
+            .filter_map(|i| i.boundary_distance_m(&frame, lon, lat, max_m))
             .reduce(f64::min)
     }
 
