@@ -15,6 +15,12 @@
 //! | `name`         | display name                                | none |
 //! | `radius_m`     | circle radius in metres (Point only)        | required for Point |
 //!
+//! Rings may also be ECharts-encoded strings (as in some published Chinese
+//! county files) when the geometry carries `encodeOffsets` (one `[x, y]`
+//! per ring, nested like the rings); they are decoded and reported as the
+//! repair `decoded_echarts_ring`. An encoded ring without its offset, or of
+//! odd length, is a defect.
+//!
 //! So a plain county file imports as permitted zones valid forever.
 //! A feature that cannot be used is reported with its defect and skipped;
 //! the rest still import. Only a document that is not GeoJSON at all fails.
@@ -78,7 +84,8 @@ pub fn import_value(value: &Value) -> Result<(ZoneSet, ImportReport), ImportErro
     };
     let mut report = ImportReport::default();
     let mut zones = Vec::with_capacity(features.len());
-    // geo closes rings on construction, so unclosed rings are counted here.
+    // geo closes rings on construction, so unclosed rings are counted here,
+    // and so are decoded rings (repair only sees vertices).
     let mut unclosed = Vec::new();
     for (index, feature) in features.into_iter().enumerate() {
         let id = feature_id(feature);
@@ -86,8 +93,16 @@ pub fn import_value(value: &Value) -> Result<(ZoneSet, ImportReport), ImportErro
             index,
             id: id.as_ref().map(ToString::to_string),
         };
-        match parse_feature(feature, id) {
+        let mut decoded = Decoded::default();
+        match parse_feature(feature, id, &mut decoded) {
             Ok(zone) => {
+                if decoded.rings > 0 {
+                    unclosed.push(Repair {
+                        feature: fref.clone(),
+                        kind: RepairKind::DecodedEchartsRing,
+                        count: decoded.rings,
+                    });
+                }
                 let n = feature.get("geometry").map_or(0, count_unclosed);
                 if n > 0 {
                     unclosed.push(Repair {
@@ -161,7 +176,11 @@ fn feature_id(feature: &Value) -> Option<ZoneId> {
         .map(ZoneId::new)
 }
 
-fn parse_feature(feature: &Value, id: Option<ZoneId>) -> Result<Zone, DefectKind> {
+fn parse_feature(
+    feature: &Value,
+    id: Option<ZoneId>,
+    decoded: &mut Decoded,
+) -> Result<Zone, DefectKind> {
     if feature.get("type").and_then(Value::as_str) != Some("Feature") {
         return Err(DefectKind::NotAFeature);
     }
@@ -217,7 +236,7 @@ fn parse_feature(feature: &Value, id: Option<ZoneId>) -> Result<Zone, DefectKind
         None | Some(Value::Null) => return Err(DefectKind::MissingGeometry),
         Some(g) => g,
     };
-    let shape = parse_geometry(geometry, props)?;
+    let shape = parse_geometry(geometry, props, decoded)?;
     Ok(Zone {
         id,
         kind,
@@ -247,22 +266,32 @@ fn time_prop(
     }
 }
 
-fn parse_geometry(g: &Value, props: &Map<String, Value>) -> Result<Shape, DefectKind> {
+fn parse_geometry(
+    g: &Value,
+    props: &Map<String, Value>,
+    decoded: &mut Decoded,
+) -> Result<Shape, DefectKind> {
     let ty = g.get("type").and_then(Value::as_str).unwrap_or("");
     let coords = g.get("coordinates");
+    let offsets = g.get("encodeOffsets");
     let bad = |what: &str| DefectKind::InvalidCoordinates(format!("{ty} coordinates: {what}"));
     match ty {
         "Polygon" => {
-            let poly = parse_polygon(coords.ok_or_else(|| bad("missing"))?).map_err(|e| bad(&e))?;
+            let poly = parse_polygon(coords.ok_or_else(|| bad("missing"))?, offsets, decoded)
+                .map_err(|e| bad(&e))?;
             Ok(Shape::Polygons(MultiPolygon(vec![poly])))
         }
         "MultiPolygon" => {
+            let offsets = offsets.and_then(Value::as_array);
             let parts = coords
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad("not an array"))?
                 .iter()
                 .enumerate()
-                .map(|(i, p)| parse_polygon(p).map_err(|e| bad(&format!("polygon {i}: {e}"))))
+                .map(|(i, p)| {
+                    parse_polygon(p, offsets.and_then(|o| o.get(i)), decoded)
+                        .map_err(|e| bad(&format!("polygon {i}: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Shape::Polygons(MultiPolygon(parts)))
         }
@@ -295,10 +324,32 @@ fn parse_position(v: &Value) -> Result<Coord<f64>, String> {
     }
 }
 
-fn parse_ring(v: &Value) -> Result<LineString<f64>, String> {
-    if v.is_string() {
-        // e.g. ECharts' compressed rings, which need offsets we do not have.
-        return Err("ring is an encoded string, not an array of positions".into());
+/// Where a ring's vertices came from: positions, or an ECharts string.
+#[derive(Default)]
+struct Decoded {
+    /// ECharts-encoded rings decoded in this geometry.
+    rings: usize,
+}
+
+/// Parses a ring: an array of positions, or an ECharts-encoded string whose
+/// start offset is `offset` (the matching `encodeOffsets` entry).
+fn parse_ring(
+    v: &Value,
+    offset: Option<&Value>,
+    decoded: &mut Decoded,
+) -> Result<LineString<f64>, String> {
+    if let Some(s) = v.as_str() {
+        let offset = offset.ok_or("ring is an encoded string without an encodeOffsets entry")?;
+        let start = match offset.as_array().map(Vec::as_slice) {
+            Some([x, y]) => match (x.as_i64(), y.as_i64()) {
+                (Some(x), Some(y)) => (x, y),
+                _ => return Err(format!("encode offset {offset} is not two integers")),
+            },
+            _ => return Err(format!("encode offset {offset} is not a pair")),
+        };
+        let ring = decode_echarts_ring(s, start)?;
+        decoded.rings += 1;
+        return Ok(ring);
     }
     let a = v.as_array().ok_or("ring is not an array")?;
     a.iter()
@@ -308,12 +359,52 @@ fn parse_ring(v: &Value) -> Result<LineString<f64>, String> {
         .map(LineString)
 }
 
-fn parse_polygon(v: &Value) -> Result<Polygon<f64>, String> {
+/// Scale of ECharts' encoded coordinates: units of 1/1024 degree.
+const ECHARTS_SCALE: f64 = 1024.0;
+
+/// Decodes one ring compressed by ECharts' map tools (`decodePolygon` in
+/// Apache ECharts): pairs of UTF-16 code units, each minus 64, zigzag
+/// encoded, deltas from the previous vertex starting at `start`, in 1/1024
+/// degree. Some published county files (Chongqing, Shanghai, Tianjin) store
+/// rings this way with the offsets in `geometry.encodeOffsets`.
+fn decode_echarts_ring(s: &str, start: (i64, i64)) -> Result<LineString<f64>, String> {
+    let units: Vec<u16> = s.encode_utf16().collect();
+    if !units.len().is_multiple_of(2) {
+        return Err(format!(
+            "encoded ring has an odd number of code units ({})",
+            units.len()
+        ));
+    }
+    let (mut x, mut y) = start;
+    let mut out = Vec::with_capacity(units.len() / 2);
+    for pair in units.chunks_exact(2) {
+        let zigzag = |u: u16| {
+            let v = i64::from(u) - 64;
+            (v >> 1) ^ -(v & 1)
+        };
+        x += zigzag(pair[0]);
+        y += zigzag(pair[1]);
+        out.push(Coord {
+            x: x as f64 / ECHARTS_SCALE,
+            y: y as f64 / ECHARTS_SCALE,
+        });
+    }
+    Ok(LineString(out))
+}
+
+/// Parses a polygon; `offsets` is its `encodeOffsets` list (one pair per
+/// ring) when the geometry has one.
+fn parse_polygon(
+    v: &Value,
+    offsets: Option<&Value>,
+    decoded: &mut Decoded,
+) -> Result<Polygon<f64>, String> {
     let rings = v.as_array().ok_or("polygon is not an array of rings")?;
-    let mut rings = rings
-        .iter()
-        .enumerate()
-        .map(|(i, r)| parse_ring(r).map_err(|e| format!("ring {i}: {e}")));
+    let offsets = offsets.and_then(Value::as_array);
+    let mut rings = rings.iter().enumerate().map(|(i, r)| {
+        let offset = offsets.and_then(|o| o.get(i));
+        parse_ring(r, offset, decoded).map_err(|e| format!("ring {i}: {e}"))
+    });
     // A polygon without rings has no area: repair rejects it as empty.
     let shell = rings
         .next()
@@ -326,6 +417,67 @@ fn parse_polygon(v: &Value) -> Result<Polygon<f64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn feature(geometry: Value) -> String {
+        serde_json::json!({"type": "Feature", "id": "z", "geometry": geometry}).to_string()
+    }
+
+    #[test]
+    fn echarts_rings_are_decoded_from_their_offsets() {
+        // Hand-encoded: deltas (0,0) (10,0) (0,10) (-10,0) (100,-10) from
+        // (10, 20) degrees; zigzag(10) = 20 → 'T', zigzag(-10) = 19 → 'S',
+        // zigzag(100) = 200 → U+0108 (a code unit above 127).
+        let ring = decode_echarts_ring("@@T@@TS@\u{108}S", (10 * 1024, 20 * 1024)).unwrap();
+        let at = |x: i64, y: i64| Coord {
+            x: (10 * 1024 + x) as f64 / 1024.0,
+            y: (20 * 1024 + y) as f64 / 1024.0,
+        };
+        assert_eq!(
+            ring.0,
+            vec![at(0, 0), at(10, 0), at(10, 10), at(0, 10), at(100, 0)]
+        );
+        let (set, report) = import_geojson(&feature(serde_json::json!({
+            "type": "MultiPolygon",
+            "coordinates": [["@@T@@TS@"], ["@@T@@TS@"]],
+            "encodeOffsets": [[[10240, 20480]], [[11264, 20480]]],
+        })))
+        .unwrap();
+        assert_eq!(set.len(), 1, "{report:?}");
+        assert_eq!(report.repair_count(RepairKind::DecodedEchartsRing), 2);
+        let inside = set.locate(10.005, 20.005);
+        assert_eq!(inside.len(), 1);
+        assert_eq!(set.locate(11.005, 20.005).len(), 1);
+        assert!(set.locate(10.5, 20.005).is_empty());
+    }
+
+    #[test]
+    fn malformed_echarts_rings_are_defects() {
+        let cases = [
+            (
+                serde_json::json!({"type": "Polygon", "coordinates": ["@@T@@TS"], "encodeOffsets": [[0, 0]]}),
+                "odd number of code units",
+            ),
+            (
+                serde_json::json!({"type": "Polygon", "coordinates": ["@@T@@TS@"]}),
+                "without an encodeOffsets entry",
+            ),
+            (
+                serde_json::json!({"type": "Polygon", "coordinates": ["@@T@@TS@"], "encodeOffsets": [[0.5, 0]]}),
+                "not two integers",
+            ),
+            (
+                serde_json::json!({"type": "Polygon", "coordinates": ["@@T@@TS@"], "encodeOffsets": [7]}),
+                "not a pair",
+            ),
+        ];
+        for (geometry, want) in cases {
+            let (set, report) = import_geojson(&feature(geometry)).unwrap();
+            assert_eq!(set.len(), 0);
+            let d = &report.defects[0];
+            assert_eq!(d.kind.reason(), "invalid_coordinates");
+            assert!(d.to_string().contains(want), "{d}");
+        }
+    }
 
     #[test]
     fn not_geojson_is_an_error_with_a_reason() {

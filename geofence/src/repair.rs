@@ -14,7 +14,7 @@ pub(crate) const MAX_RADIUS_M: f64 = 100_000.0;
 /// Counts of repairs applied to one shape.
 #[derive(Debug, Default)]
 pub(crate) struct Repairs {
-    counts: [usize; 5],
+    counts: [usize; 6],
 }
 
 impl Repairs {

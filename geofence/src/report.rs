@@ -34,6 +34,9 @@ pub enum RepairKind {
     ZeroAreaHole,
     /// A polygon part without area was dropped (the zone kept other parts).
     ZeroAreaPart,
+    /// A ring stored as an ECharts-encoded string (with `encodeOffsets`)
+    /// was decoded to positions.
+    DecodedEchartsRing,
 }
 
 impl RepairKind {
@@ -45,6 +48,7 @@ impl RepairKind {
             Self::Spike => "spike",
             Self::ZeroAreaHole => "zero_area_hole",
             Self::ZeroAreaPart => "zero_area_part",
+            Self::DecodedEchartsRing => "decoded_echarts_ring",
         }
     }
 }

@@ -20,6 +20,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
             Just("exclusion"),
             Just("2024-01-01T00:00:00Z"),
             Just("x"),
+            Just("@@T@@TS@"),
+            Just("@@T"),
         ]
         .prop_map(|s| json!(s)),
     ];
@@ -38,6 +40,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
                         Just("radius_m"),
                         Just("valid_from"),
                         Just("version"),
+                        Just("encodeOffsets"),
                     ],
                     inner
                 ),

@@ -142,17 +142,37 @@ fn national_file_imports_and_locates_like_brute_force() {
     let (set, report) = load_zones("china-counties.geojson.gz");
     assert_eq!(report.features, 3253);
     assert_eq!(report.accepted + report.defects.len(), report.features);
-    // Rejected features have encoded-string rings or no rings at all.
+    // The one rejected feature has no rings at all; the 54 Chongqing and
+    // Shanghai districts whose 80 rings are ECharts-encoded strings are
+    // decoded from their `encodeOffsets`.
     for d in &report.defects {
-        let encoded =
-            d.kind.reason() == "invalid_coordinates" && d.to_string().contains("encoded string");
-        assert!(encoded || d.kind.reason() == "empty_geometry", "{d}");
+        assert_eq!(d.kind.reason(), "empty_geometry", "{d}");
     }
-    assert!(
-        report.defects.len() < 100,
-        "{} defects",
-        report.defects.len()
+    assert_eq!(report.defects.len(), 1);
+    assert_eq!(
+        report.repair_count(geoward_geofence::RepairKind::DecodedEchartsRing),
+        80
     );
+    let decoded_features = report
+        .repairs
+        .iter()
+        .filter(|r| r.kind == geoward_geofence::RepairKind::DecodedEchartsRing)
+        .count();
+    assert_eq!(decoded_features, 54);
+    for (lon, lat, prefix, name) in [
+        (121.47, 31.23, "shanghai/", "黄浦区"),
+        (106.55, 29.56, "chongqing/", "渝中区"),
+    ] {
+        let found: Vec<&str> = set
+            .locate(lon, lat)
+            .into_iter()
+            .map(|r| set.zone(r).id.as_str())
+            .collect();
+        assert_eq!(found.len(), 1, "({lon}, {lat}): {found:?}");
+        assert!(found[0].starts_with(prefix), "({lon}, {lat}): {found:?}");
+        let zone = set.zone(set.locate(lon, lat)[0]);
+        assert_eq!(zone.name.as_deref(), Some(name));
+    }
     assert!(report.repair_count(geoward_geofence::RepairKind::RepeatedVertex) > 0);
     let boxes: Vec<Option<geo::Rect<f64>>> = set
         .zones()
