@@ -196,6 +196,23 @@ impl BandIndex {
         (best <= max_m).then_some(best)
     }
 
+    /// Whether some boundary edge lies within `max_m` metres of the point:
+    /// [`BandIndex::boundary_distance_m`]`.is_some()`, stopping at the first
+    /// such edge. `frame` must be centred on (`x`, `y`).
+    pub(crate) fn near_boundary(&self, frame: &LocalFrame, x: f64, y: f64, max_m: f64) -> bool {
+        let (dx, dy) = (frame.lon_degrees(max_m), frame.lat_degrees(max_m));
+        let mut near = false;
+        self.edges_near((x - dx, x + dx), (y - dy, y + dy), |e| {
+            near = point_segment_distance(
+                (0.0, 0.0),
+                frame.project(e.x0, e.y0),
+                frame.project(e.x1, e.y1),
+            ) <= max_m;
+            near
+        });
+        near
+    }
+
     /// Whether the segment `a`–`b` (degrees) touches the boundary.
     pub(crate) fn segment_meets_boundary(&self, a: (f64, f64), b: (f64, f64)) -> bool {
         let mut hit = false;

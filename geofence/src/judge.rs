@@ -10,7 +10,7 @@ use crate::fix::Fix;
 use crate::rules::{LeaveGrant, MAX_EXCLUSIONS, RulesError, SubjectRules};
 use crate::thresholds::{RuleKind, Thresholds};
 use crate::zone::ZoneId;
-use crate::zone_set::{Relation, ZoneRef, ZoneSet};
+use crate::zone_set::{Relation, Resolved, ZoneRef, ZoneSet};
 
 pub(crate) const PERMITTED: usize = 0;
 pub(crate) const CURFEW: usize = 1;
@@ -49,25 +49,61 @@ impl Verdicts {
     }
 }
 
-/// A zone id resolved to its versions in the zone set.
+/// One zone version as a rule holds it: validity and geometry copied out
+/// of the zone set, so judging a fix reads no zone tables (for circles, no
+/// zone memory at all).
+#[derive(Debug, Clone, Copy)]
+struct Version {
+    r: ZoneRef,
+    valid_from: Option<DateTime<Utc>>,
+    valid_until: Option<DateTime<Utc>>,
+    geom: Resolved,
+}
+
+impl Version {
+    fn new(zones: &ZoneSet, r: ZoneRef) -> Self {
+        let z = zones.zone(r);
+        Self {
+            r,
+            valid_from: z.valid_from,
+            valid_until: z.valid_until,
+            geom: zones.resolve(r),
+        }
+    }
+
+    /// Same as [`crate::Zone::is_valid_at`].
+    fn is_valid_at(&self, t: DateTime<Utc>) -> bool {
+        self.valid_from.is_none_or(|from| t >= from)
+            && self.valid_until.is_none_or(|until| t < until)
+    }
+}
+
+/// A zone id resolved to its versions in the zone set. The newest version
+/// is held inline (most zones have one version: no pointer to follow).
 #[derive(Debug, Clone)]
-struct Slot(Vec<ZoneRef>);
+struct Slot {
+    newest: Version,
+    /// Older versions, oldest first.
+    older: Vec<Version>,
+}
 
 impl Slot {
     fn resolve(zones: &ZoneSet, id: &ZoneId) -> Result<Self, RulesError> {
-        let v = zones.versions(id);
-        if v.is_empty() {
+        let Some((newest, older)) = zones.versions(id).split_last() else {
             return Err(RulesError::UnknownZone(id.clone()));
-        }
-        Ok(Self(v.to_vec()))
+        };
+        Ok(Self {
+            newest: Version::new(zones, *newest),
+            older: older.iter().map(|r| Version::new(zones, *r)).collect(),
+        })
     }
 
-    fn at(&self, zones: &ZoneSet, t: DateTime<Utc>) -> Option<ZoneRef> {
-        self.0
-            .iter()
-            .rev()
-            .copied()
-            .find(|r| zones.zone(*r).is_valid_at(t))
+    /// The highest version valid at `t`.
+    fn at(&self, t: DateTime<Utc>) -> Option<&Version> {
+        if self.newest.is_valid_at(t) {
+            return Some(&self.newest);
+        }
+        self.older.iter().rev().find(|v| v.is_valid_at(t))
     }
 }
 
@@ -133,13 +169,8 @@ impl Compiled {
     }
 
     /// The exclusion zone of rule `rule` valid at `t`.
-    pub(crate) fn exclusion_at(
-        &self,
-        zones: &ZoneSet,
-        rule: usize,
-        t: DateTime<Utc>,
-    ) -> Option<ZoneRef> {
-        self.exclusions[rule - FIRST_EXCLUSION].at(zones, t)
+    pub(crate) fn exclusion_at(&self, rule: usize, t: DateTime<Utc>) -> Option<ZoneRef> {
+        self.exclusions[rule - FIRST_EXCLUSION].at(t).map(|v| v.r)
     }
 
     fn suspended(&self, kind: RuleKind, t: DateTime<Utc>) -> bool {
@@ -173,9 +204,9 @@ impl Compiled {
         {
             Verdict::Inactive
         } else {
-            match self.home.as_ref().and_then(|h| h.at(zones, t)) {
+            match self.home.as_ref().and_then(|h| h.at(t)) {
                 None => Verdict::Inactive,
-                Some(z) => match zones.relate(z, lon, lat, r) {
+                Some(z) => match zones.relate_resolved(&z.geom, lon, lat, r) {
                     Relation::Inside => Verdict::Ok,
                     Relation::Outside => Verdict::Violating,
                     Relation::Boundary => Verdict::Uncertain,
@@ -185,10 +216,10 @@ impl Compiled {
         v.set(CURFEW, curfew);
         let excl_suspended = !self.exclusions.is_empty() && self.suspended(RuleKind::Exclusion, t);
         for (i, slot) in self.exclusions.iter().enumerate() {
-            let verdict = match slot.at(zones, t) {
+            let verdict = match slot.at(t) {
                 _ if excl_suspended => Verdict::Inactive,
                 None => Verdict::Inactive,
-                Some(z) => match zones.relate(z, lon, lat, r) {
+                Some(z) => match zones.relate_resolved(&z.geom, lon, lat, r) {
                     Relation::Inside => Verdict::Violating,
                     Relation::Outside => Verdict::Ok,
                     Relation::Boundary => Verdict::Uncertain,
@@ -217,9 +248,9 @@ impl Compiled {
             .map(|(_, s)| s);
         let (mut any_valid, mut any_boundary) = (false, false);
         for slot in self.permitted.iter().chain(extra) {
-            let Some(z) = slot.at(zones, t) else { continue };
+            let Some(z) = slot.at(t) else { continue };
             any_valid = true;
-            match zones.relate(z, lon, lat, r) {
+            match zones.relate_resolved(&z.geom, lon, lat, r) {
                 Relation::Inside => return Verdict::Ok,
                 Relation::Boundary => any_boundary = true,
                 Relation::Outside => {}

@@ -223,7 +223,7 @@ impl Ctx<'_> {
                 if pv.get(rule) != Verdict::Ok || e.verdicts.get(rule) != Verdict::Ok {
                     continue;
                 }
-                let Some(z) = self.c.exclusion_at(self.zones, rule, e.fix.time) else {
+                let Some(z) = self.c.exclusion_at(rule, e.fix.time) else {
                     continue;
                 };
                 if self

@@ -114,6 +114,19 @@ impl Item {
     }
 }
 
+/// A zone's geometry as rules hold it (see [`ZoneSet::resolve`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Resolved {
+    Circle {
+        lon: f64,
+        lat: f64,
+        radius_m: f64,
+        kx: f64,
+    },
+    /// `items[start..end]` of the zone set.
+    Parts { start: u32, end: u32 },
+}
+
 type TreeItem = GeomWithData<Rectangle<[f64; 2]>, u32>;
 
 /// All zones, indexed. Immutable once built; share it behind an `Arc`.
@@ -352,12 +365,77 @@ impl ZoneSet {
 
     /// How a circle of `radius_m` around the point lies relative to the zone.
     pub fn relate(&self, zone: ZoneRef, lon: f64, lat: f64, radius_m: f64) -> Relation {
-        if self.boundary_distance_m(zone, lon, lat, radius_m).is_some() {
-            Relation::Boundary
-        } else if self.contains(zone, lon, lat) {
-            Relation::Inside
-        } else {
-            Relation::Outside
+        self.relate_resolved(&self.resolve(zone), lon, lat, radius_m)
+    }
+
+    /// What [`ZoneSet::relate_resolved`] needs of a zone, copied out so a
+    /// subject's rules can hold it inline: circles need no further memory
+    /// access at all, polygons skip the zone tables.
+    pub(crate) fn resolve(&self, zone: ZoneRef) -> Resolved {
+        let (start, end) = (
+            self.zone_items[zone.index()],
+            self.zone_items[zone.index() + 1],
+        );
+        match self.items.get(start as usize).map(|i| &i.geom) {
+            Some(&ItemGeom::Circle {
+                lon,
+                lat,
+                radius_m,
+                kx,
+            }) if end == start + 1 => Resolved::Circle {
+                lon,
+                lat,
+                radius_m,
+                kx,
+            },
+            _ => Resolved::Parts { start, end },
+        }
+    }
+
+    /// [`ZoneSet::relate`] on a resolved zone: the same answers (boundary
+    /// when an edge lies within the radius, else containment), stopping at
+    /// the first edge found within the radius.
+    pub(crate) fn relate_resolved(
+        &self,
+        zone: &Resolved,
+        lon: f64,
+        lat: f64,
+        radius_m: f64,
+    ) -> Relation {
+        match *zone {
+            Resolved::Circle {
+                lon: cx,
+                lat: cy,
+                radius_m: cr,
+                kx,
+            } => {
+                let (x, y) = LocalFrame::with_kx(cx, cy, kx).project(lon, lat);
+                let d2 = x * x + y * y;
+                if (d2.sqrt() - cr).abs() <= radius_m {
+                    Relation::Boundary
+                } else if d2 < cr * cr {
+                    Relation::Inside
+                } else {
+                    Relation::Outside
+                }
+            }
+            Resolved::Parts { start, end } => {
+                let items = &self.items[start as usize..end as usize];
+                let frame = LocalFrame::new(lon, lat);
+                let near = items.iter().any(|i| match &i.geom {
+                    ItemGeom::Part(b) => b.near_boundary(&frame, lon, lat, radius_m),
+                    ItemGeom::Circle { .. } => {
+                        i.boundary_distance_m(&frame, lon, lat, radius_m).is_some()
+                    }
+                });
+                if near {
+                    Relation::Boundary
+                } else if items.iter().any(|i| i.contains(lon, lat)) {
+                    Relation::Inside
+                } else {
+                    Relation::Outside
+                }
+            }
         }
     }
 
