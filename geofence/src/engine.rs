@@ -42,7 +42,9 @@ type SubjectHasher = foldhash::fast::RandomState;
 pub struct Engine {
     zones: Arc<ZoneSet>,
     thresholds: Arc<Thresholds>,
-    trackers: HashMap<SubjectId, Tracker, SubjectHasher>,
+    /// Boxed: a tracker is about 1 KiB, and inline buckets that large make
+    /// every probe of the map a cache miss far from its neighbours.
+    trackers: HashMap<SubjectId, Box<Tracker>, SubjectHasher>,
 }
 
 impl Engine {
@@ -92,7 +94,7 @@ impl Engine {
             self.zones.clone(),
             self.thresholds.clone(),
         )?;
-        self.trackers.insert(subject, t);
+        self.trackers.insert(subject, Box::new(t));
         Ok(())
     }
 
@@ -101,7 +103,7 @@ impl Engine {
     }
 
     pub fn tracker(&self, subject: &str) -> Option<&Tracker> {
-        self.trackers.get(subject)
+        self.trackers.get(subject).map(|t| &**t)
     }
 
     pub fn len(&self) -> usize {

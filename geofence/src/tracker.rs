@@ -385,9 +385,15 @@ impl Tracker {
         }
         let tip = self.tip.get_or_insert_with(|| base.clone());
         let key = (t, fix.device_seq);
-        let pos = self
-            .window
-            .partition_point(|e| (e.t, e.fix.device_seq) < key);
+        // In-order fixes (the common case) need no binary search, which
+        // would touch a handful of cold cache lines across the window.
+        let pos = match self.window.back() {
+            Some(last) if (last.t, last.fix.device_seq) < key => self.window.len(),
+            None => 0,
+            Some(_) => self
+                .window
+                .partition_point(|e| (e.t, e.fix.device_seq) < key),
+        };
         if self
             .window
             .get(pos)
