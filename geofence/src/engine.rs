@@ -42,9 +42,7 @@ type SubjectHasher = foldhash::fast::RandomState;
 pub struct Engine {
     zones: Arc<ZoneSet>,
     thresholds: Arc<Thresholds>,
-    /// Boxed: a tracker is about 1 KiB, and inline buckets that large make
-    /// every probe of the map a cache miss far from its neighbours.
-    trackers: HashMap<SubjectId, Box<Tracker>, SubjectHasher>,
+    trackers: HashMap<SubjectId, Tracker, SubjectHasher>,
 }
 
 impl Engine {
@@ -94,7 +92,7 @@ impl Engine {
             self.zones.clone(),
             self.thresholds.clone(),
         )?;
-        self.trackers.insert(subject, Box::new(t));
+        self.trackers.insert(subject, t);
         Ok(())
     }
 
@@ -103,7 +101,7 @@ impl Engine {
     }
 
     pub fn tracker(&self, subject: &str) -> Option<&Tracker> {
-        self.trackers.get(subject).map(|t| &**t)
+        self.trackers.get(subject)
     }
 
     pub fn len(&self) -> usize {
