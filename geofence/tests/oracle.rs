@@ -1,12 +1,12 @@
 //! Property tests against brute force on real county polygons: `locate`
 //! must agree with `geo::Contains` over every zone, and the bounded
-//! boundary distance with a scan over every edge.
+//! boundary distance and `relate` with a scan over every edge.
 
 mod common;
 
 use common::{Rng, load_zones};
 use geo::{BoundingRect, Contains, Point};
-use geoward_geofence::{Shape, ZoneRef, ZoneSet};
+use geoward_geofence::{Relation, Shape, ZoneRef, ZoneSet};
 
 fn brute_locate(set: &ZoneSet, lon: f64, lat: f64) -> Vec<ZoneRef> {
     let p = Point::new(lon, lat);
@@ -129,6 +129,20 @@ fn boundary_distance_matches_edge_scan() {
                 }
                 None => assert!(best > max, "zone {i} ({lon}, {lat}): missed {best}"),
             }
+            // `relate` (which stops at the first edge within the radius)
+            // against the same scan and `geo::Contains`.
+            let want = if best <= max {
+                Relation::Boundary
+            } else if mp.contains(&Point::new(lon, lat)) {
+                Relation::Inside
+            } else {
+                Relation::Outside
+            };
+            assert_eq!(
+                set.relate(r, lon, lat, max),
+                want,
+                "zone {i} ({lon}, {lat})"
+            );
         }
     }
     assert!(near > 50, "too few near-boundary samples: {near}");
