@@ -4,7 +4,8 @@
 //!
 //! * **Zones**: [`import_geojson`] parses GeoJSON text (Polygon,
 //!   MultiPolygon with holes, Point + `radius_m` circles), repairs what is
-//!   safe (repeated vertices, spikes, unclosed rings, zero-area parts) and
+//!   safe (repeated vertices, spikes, unclosed rings, zero-area parts,
+//!   ECharts-encoded rings decoded from `encodeOffsets`) and
 //!   rejects the rest with a [`Defect`] naming the feature; the
 //!   [`ImportReport`] lists both. Properties are documented in the import
 //!   module (`id`/`adcode`/`name`, `kind`, `version`, `valid_from`,
