@@ -1,0 +1,159 @@
+//! The embedded rumqttd broker: listeners from the configuration, device
+//! authentication through the external auth hook, and the pipeline's local link.
+//!
+//! rumqttd runs its router and each listener on threads of its own with their own
+//! runtimes, and has no shutdown: the threads end with the process. Graceful shutdown
+//! therefore happens in the pipeline (stop reading, flush, final acks); devices whose
+//! connections outlive that simply get no further acks and resend after restart.
+//!
+//! Topic isolation: rumqttd has no per-client ACL. On the TLS listener the device id
+//! is the client certificate's Organization and `validate-tenant-prefix` confines
+//! the connection to `/tenants/<device id>/...`. On plain TCP, any authenticated
+//! client can publish to any topic, so every payload must carry the device's
+//! authentication tag (see `pipeline::decode`), which another device cannot forge.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::{
+    Broker, Config as RumqttdConfig, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig,
+};
+
+use crate::auth::DeviceAuth;
+use crate::config::MqttConfig;
+
+/// The running broker's handles the service keeps.
+pub struct BrokerHandles {
+    /// Sends acks (and subscribed before being handed out).
+    pub link_tx: LinkTx,
+    /// Receives uplinks.
+    pub link_rx: LinkRx,
+}
+
+impl std::fmt::Debug for BrokerHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerHandles").finish_non_exhaustive()
+    }
+}
+
+/// The rumqttd configuration for our settings.
+pub fn rumqttd_config(
+    cfg: &MqttConfig,
+    auth: DeviceAuth,
+    runtime: tokio::runtime::Handle,
+) -> RumqttdConfig {
+    let connections = |auth: DeviceAuth, runtime: tokio::runtime::Handle| {
+        let mut c = ConnectionSettings {
+            connection_timeout_ms: cfg.connection_timeout_ms,
+            max_payload_size: cfg.max_payload_bytes,
+            max_inflight_count: cfg.max_inflight_count,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: false,
+        };
+        c.set_auth_handler(move |client_id: String, user: String, pass: String| {
+            let auth = auth.clone();
+            // The hook runs on a listener thread's runtime; the database pool lives
+            // on the service runtime, so the check runs there.
+            let job = runtime.spawn(async move { auth.check(&client_id, &user, &pass).await });
+            async move { job.await.unwrap_or(false) }
+        });
+        c
+    };
+    let mut v4 = HashMap::new();
+    v4.insert(
+        "tcp".to_owned(),
+        ServerSettings {
+            name: "tcp".to_owned(),
+            listen: cfg.tcp_listen,
+            tls: None,
+            next_connection_delay_ms: cfg.next_connection_delay_ms,
+            connections: connections(auth.clone(), runtime.clone()),
+        },
+    );
+    if let Some(tls) = &cfg.tls {
+        v4.insert(
+            "tls".to_owned(),
+            ServerSettings {
+                name: "tls".to_owned(),
+                listen: tls.listen,
+                tls: Some(TlsConfig::Rustls {
+                    capath: Some(tls.client_ca_path.display().to_string()),
+                    certpath: tls.cert_path.display().to_string(),
+                    keypath: tls.key_path.display().to_string(),
+                }),
+                next_connection_delay_ms: cfg.next_connection_delay_ms,
+                connections: connections(auth, runtime),
+            },
+        );
+    }
+    RumqttdConfig {
+        id: 0,
+        router: RouterConfig {
+            max_connections: cfg.max_connections,
+            max_outgoing_packet_count: 200,
+            max_segment_size: cfg.segment_size_bytes,
+            max_segment_count: cfg.segment_count,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(v4),
+        ..Default::default()
+    }
+}
+
+/// Starts the broker threads and opens the pipeline's local link, subscribed to the
+/// uplink filters.
+pub fn start(
+    cfg: &MqttConfig,
+    auth: DeviceAuth,
+    runtime: tokio::runtime::Handle,
+) -> anyhow::Result<BrokerHandles> {
+    if let Some(tls) = &cfg.tls {
+        for p in [&tls.cert_path, &tls.key_path, &tls.client_ca_path] {
+            anyhow::ensure!(p.exists(), "mqtt.tls: file {} does not exist", p.display());
+        }
+    }
+    let mut broker = Broker::new(rumqttd_config(cfg, auth, runtime));
+    let (mut link_tx, link_rx) = broker
+        .link("geoward-pipeline")
+        .context("opening the broker's local link")?;
+    for filter in geoward_proto::topic::UPLINK_FILTERS {
+        link_tx
+            .subscribe(filter)
+            .with_context(|| format!("subscribing to {filter}"))?;
+    }
+    std::thread::Builder::new()
+        .name("rumqttd".to_owned())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "broker stopped");
+            }
+        })
+        .context("spawning the broker thread")?;
+    Ok(BrokerHandles { link_tx, link_rx })
+}
+
+/// Waits until something accepts TCP connections on `addr` (the broker binds on its
+/// own threads), up to `timeout`.
+pub async fn wait_listening(addr: std::net::SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let target = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    loop {
+        if tokio::net::TcpStream::connect(target).await.is_ok() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "broker did not listen on {addr} in time"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,358 @@
+//! Test harness: the real service on free ports, real rumqttc clients, a tiny HTTP
+//! client, and helpers that wait for conditions with deadlines (never sleeps).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use geoward_ingest::Config;
+use geoward_ingest::cli::{IssuedCredentials, add_device};
+use geoward_ingest::store::Store;
+use geoward_proto::{DeviceId, Encoding, Fix, PositionSource, Protection, Timestamp, Uplink};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A port nobody listens on right now (rumqttd binds its own sockets, so it
+/// cannot be handed a listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Where the test's database lives.
+pub enum Db {
+    /// Embedded SQLite in the temp dir.
+    Sqlite,
+    /// A fresh database on the test cluster.
+    Postgres(String),
+}
+
+/// A fresh PostgreSQL database on the cluster `./scripts/test` starts.
+///
+/// # Panics
+/// When `GEOWARD_TEST_PG_URL` is not set: PostgreSQL tests must fail, never skip.
+pub async fn fresh_pg_database() -> String {
+    let url = std::env::var("GEOWARD_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!("GEOWARD_TEST_PG_URL is not set: run the tests with ./scripts/test, which starts a throwaway PostgreSQL")
+    });
+    let name = format!("t_{}", geoward_ingest::auth::generate_secret());
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connect to the test cluster");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    let (base, _) = url.rsplit_once('/').expect("url has a database");
+    format!("{base}/{name}")
+}
+
+/// A running service.
+pub struct Service {
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub http: SocketAddr,
+    pub mqtt_port: u16,
+    pub store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Service {
+    /// Starts the service with a fresh database and waits until it is ready.
+    pub async fn start(db: Db) -> Service {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Like [`Service::start`], with a hook to adjust the config.
+    pub async fn start_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().join("data");
+        if let Db::Postgres(url) = db {
+            config.storage.database_url = url;
+        }
+        config.storage.batch_max_delay_ms = 20;
+        config.mqtt.tcp_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        config.mqtt.segment_size_bytes = 1 << 20;
+        config.mqtt.segment_count = 4;
+        adjust(&mut config);
+        let store = Store::connect(&config.storage).await.unwrap();
+        store.migrate().await.unwrap();
+        Self::spawn(dir, config, store).await
+    }
+
+    async fn spawn(dir: tempfile::TempDir, config: Config, store: Store) -> Service {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cfg = config.clone();
+        let task = tokio::spawn(async move {
+            geoward_ingest::run(cfg, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let s = Service {
+            dir,
+            mqtt_port: config.mqtt.tcp_listen.port(),
+            config,
+            http,
+            store,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        let http = s.http;
+        wait_for("service ready", Duration::from_secs(20), || async move {
+            http_get(http, "/readyz")
+                .await
+                .map(|(status, _)| status == 200)
+                .unwrap_or(false)
+        })
+        .await;
+        s
+    }
+
+    /// Registers a device and returns its credentials.
+    pub async fn add_device(&self, id: &str) -> IssuedCredentials {
+        add_device(&self.store, id, "bracelet", None).await.unwrap()
+    }
+
+    /// The value of a metric line (exact name with labels), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, body) = http_get(self.http, "/metrics").await.unwrap();
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or(0.0)
+    }
+
+    /// Stops the service gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(12), t)
+                .await
+                .expect("service stops within the shutdown deadline")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.storage.data_dir.clone()
+    }
+}
+
+/// Polls `cond` until it is true or `timeout` passes (then panics naming `what`).
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A device connected over plain TCP, subscribed to its downlink.
+pub struct Device {
+    pub id: DeviceId,
+    pub key: Vec<u8>,
+    pub client: AsyncClient,
+    acks: tokio::sync::watch::Receiver<u64>,
+    connected: tokio::sync::watch::Receiver<bool>,
+    _task: JoinHandle<()>,
+}
+
+impl Device {
+    /// Connects as `creds` (client id = username = device id).
+    pub async fn connect(port: u16, creds: &IssuedCredentials) -> Device {
+        Self::connect_as(
+            port,
+            &creds.device_id,
+            &creds.device_id,
+            &creds.password,
+            &creds.payload_key,
+        )
+        .await
+    }
+
+    /// Connects with explicit identity (for impostor tests).
+    pub async fn connect_as(
+        port: u16,
+        client_id: &str,
+        user: &str,
+        password: &str,
+        key_hex: &str,
+    ) -> Device {
+        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+        opts.set_credentials(user, password);
+        opts.set_keep_alive(Duration::from_secs(30));
+        let (client, eventloop) = AsyncClient::new(opts, 100);
+        let (ack_tx, acks) = tokio::sync::watch::channel(0u64);
+        let (conn_tx, connected) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx));
+        let id = DeviceId::new(user).unwrap();
+        client
+            .subscribe(format!("geoward/v1/dev/{user}/down"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        Device {
+            id,
+            key: hex::decode(key_hex).unwrap(),
+            client,
+            acks,
+            connected,
+            _task: task,
+        }
+    }
+
+    /// Waits until the broker accepted the connection.
+    pub async fn wait_connected(&mut self) {
+        let mut c = self.connected.clone();
+        tokio::time::timeout(Duration::from_secs(10), c.wait_for(|v| *v))
+            .await
+            .expect("connected in time")
+            .unwrap();
+    }
+
+    /// Whether the broker accepted the connection and it is still up.
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Publishes raw bytes on a topic.
+    pub async fn publish_raw(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+
+    /// Publishes a MAC-sealed JSON fix with this device's own key on its own topic.
+    pub async fn send_fix(&self, seq: u64) {
+        let payload = sealed_fix(&self.id, &self.key, seq);
+        self.publish_raw(&format!("geoward/v1/dev/{}/up/json", self.id), payload)
+            .await;
+    }
+
+    /// Highest ack received so far.
+    pub fn acked(&self) -> u64 {
+        *self.acks.borrow()
+    }
+
+    /// Waits until an ack of at least `seq` arrives.
+    pub async fn wait_ack(&mut self, seq: u64, timeout: Duration) {
+        let mut a = self.acks.clone();
+        tokio::time::timeout(timeout, a.wait_for(|v| *v >= seq))
+            .await
+            .unwrap_or_else(|_| panic!("no ack for {seq} in time (last {})", self.acked()))
+            .unwrap();
+    }
+}
+
+/// A valid fix measured `seq` seconds after a fixed recent time.
+pub fn fix(seq: u64) -> Fix {
+    let now = chrono::Utc::now().timestamp_millis();
+    Fix {
+        seq,
+        time: Timestamp(now - 600_000 + seq as i64 * 1000),
+        lat: 31.2304 + seq as f64 * 1e-5,
+        lon: 121.4737,
+        accuracy_m: 8.0,
+        altitude_m: None,
+        speed_mps: Some(1.0),
+        heading_deg: None,
+        satellites: Some(9),
+        source: PositionSource::Gnss,
+    }
+}
+
+/// A MAC-sealed JSON fix message.
+pub fn sealed_fix(device: &DeviceId, key: &[u8], seq: u64) -> Vec<u8> {
+    geoward_proto::encode_uplink(
+        device,
+        &Uplink::Fix(fix(seq)),
+        Encoding::Json,
+        Protection::Mac { secret: key },
+    )
+    .unwrap()
+}
+
+async fn drive(
+    mut eventloop: EventLoop,
+    acks: tokio::sync::watch::Sender<u64>,
+    connected: tokio::sync::watch::Sender<bool>,
+) {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = connected.send(true);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Ok(geoward_proto::Downlink::Ack(a)) = geoward_proto::decode_downlink(
+                    &p.payload,
+                    &geoward_proto::DecodeOptions::default(),
+                ) {
+                    acks.send_modify(|v| *v = (*v).max(a.seq));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = connected.send(false);
+                return;
+            }
+        }
+    }
+}
+
+/// Rows in a table for a device, straight from the database.
+pub async fn count_rows(store: &Store, table: &str, device: &str) -> i64 {
+    // Table names come from the tests themselves.
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE device_id = $1");
+    geoward_ingest::with_pool!(store, p => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(device).fetch_one(p).await.unwrap())
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
