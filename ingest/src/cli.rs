@@ -60,6 +60,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Zone file tools (GeoJSON, optionally gzipped).
+    Zones {
+        /// Zones subcommand.
+        #[command(subcommand)]
+        command: ZonesCommand,
+    },
     /// Device registry tools.
     Devices {
         /// Devices subcommand.
@@ -76,6 +82,27 @@ pub enum EvidenceCommand {
         /// The device whose chain to check.
         #[arg(long)]
         device: String,
+    },
+}
+
+/// `geoward zones ...`
+#[derive(Debug, Subcommand)]
+pub enum ZonesCommand {
+    /// Report what import repairs and rejects in a zone file; exit code 1 when
+    /// any feature is rejected.
+    Validate {
+        /// A `.geojson` or `.geojson.gz` file.
+        file: PathBuf,
+    },
+    /// Print `id,zones` for each point of a CSV file with header `id,lon,lat`:
+    /// the sorted, `;`-joined ids of the zones containing the point.
+    Locate {
+        /// A `.geojson` or `.geojson.gz` file.
+        #[arg(long)]
+        zones: PathBuf,
+        /// The CSV file of points.
+        #[arg(long)]
+        points: PathBuf,
     },
 }
 

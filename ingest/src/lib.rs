@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod store;
+pub mod zones_cmd;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -106,6 +107,9 @@ pub async fn run(
         metrics: metrics.clone(),
         ready: ready.clone(),
     });
+    let http_addr = http
+        .local_addr()
+        .context("reading the http listener address")?;
     let http_stop = stop.clone();
     tracker.spawn(async move {
         let served = axum::serve(http, app)
@@ -121,7 +125,11 @@ pub async fn run(
         broker::wait_listening(tls.listen, Duration::from_secs(10)).await?;
     }
     ready.store(true, Ordering::Release);
-    tracing::info!(mqtt = %config.mqtt.tcp_listen, "geoward is ready");
+    tracing::info!(
+        mqtt = %config.mqtt.tcp_listen,
+        http = %http_addr,
+        "geoward is ready: devices connect over mqtt; admin API, /metrics and /healthz are on http"
+    );
 
     shutdown.await;
     tracing::info!("shutting down: draining the pipeline");

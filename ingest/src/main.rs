@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use geoward_ingest::cli::{self, Cli, Command, DevicesCommand, EvidenceCommand, TokensCommand};
+use geoward_ingest::cli::{
+    self, Cli, Command, DevicesCommand, EvidenceCommand, TokensCommand, ZonesCommand,
+};
+use geoward_ingest::zones_cmd;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -31,6 +34,17 @@ fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::GenerateConfig => cli::generate_config(&mut out)?,
         Command::CheckConfig { file } => cli::check_config(file, &mut out)?,
         Command::Pki { command } => cli::pki(&cli::load_config(&args)?, command, &mut out)?,
+        // Zone tools read files only: no configuration, no runtime.
+        Command::Zones {
+            command: ZonesCommand::Validate { file },
+        } => {
+            if !zones_cmd::validate(file, &mut out)? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Zones {
+            command: ZonesCommand::Locate { zones, points },
+        } => zones_cmd::locate(zones, points, &mut out)?,
         command => {
             let config = cli::load_config(&args)?;
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -52,8 +66,10 @@ fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
                     Command::Devices {
                         command: DevicesCommand::Add { id, kind, subject },
                     } => cli::devices_add(&config, id, kind, subject.as_deref(), &mut out).await?,
-                    Command::GenerateConfig | Command::CheckConfig { .. } | Command::Pki { .. } => {
-                    }
+                    Command::GenerateConfig
+                    | Command::CheckConfig { .. }
+                    | Command::Pki { .. }
+                    | Command::Zones { .. } => {}
                 }
                 Ok(ExitCode::SUCCESS)
             });
