@@ -53,6 +53,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// Reads an `f32` field as `f64` and narrows it, so that an overflow becomes
+/// infinity and validation rejects it as `non_finite`. Without this the
+/// outcome would depend on serde_json's features, which cargo unifies across
+/// the workspace (`float_roundtrip` makes an f32 overflow a parse error).
+fn f32_via_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.map(|v| v as f32))
+}
+
 #[cold]
 pub(crate) fn bad_json(e: serde_json::Error) -> DecodeError {
     DecodeError::BadJson(e.to_string())
@@ -70,9 +78,13 @@ struct WireUplink<'a> {
     time_ms: Option<i64>,
     lat: Option<f64>,
     lon: Option<f64>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     accuracy_m: Option<f32>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     altitude_m: Option<f32>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     speed_mps: Option<f32>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     heading_deg: Option<f32>,
     satellites: Option<u8>,
     source: Option<PositionSource>,
@@ -98,9 +110,13 @@ struct WireFix {
     time_ms: Option<i64>,
     lat: Option<f64>,
     lon: Option<f64>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     accuracy_m: Option<f32>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     altitude_m: Option<f32>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     speed_mps: Option<f32>,
+    #[serde(default, deserialize_with = "f32_via_f64")]
     heading_deg: Option<f32>,
     satellites: Option<u8>,
     source: Option<PositionSource>,
