@@ -1,11 +1,13 @@
 //! Geoward JSON, for phones and integrators (field by field in PROTOCOL.md).
 //!
-//! Decoding goes through one flat, borrowed wire struct per direction
-//! instead of a serde-tagged enum: serde's internally tagged enums buffer the
-//! whole object first, the flat struct parses in one pass without allocating
-//! (strings borrow from the payload). The message type then decides which
-//! fields are required and which are forbidden, so a typo or a field from
-//! another message type is an error instead of being silently ignored.
+//! Uplink decoding reads each document once with the hand-written
+//! [`crate::scan`] reader into one flat wire struct (strings borrow from the
+//! payload, a batch's fixes are validated as they are read): serde_json was
+//! the bottleneck of the JSON throughput goal. The message type then decides
+//! which fields are required and which are forbidden, so a typo or a field
+//! from another message type is an error instead of being silently ignored.
+//! The serde-derived decoder this replaces is kept as a test oracle
+//! (`oracle.rs`); downlink decoding (device side, rare) still uses serde.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,6 +25,7 @@ use crate::message::{
     Ack, Batch, Command, CommandAction, DeviceConfig, DeviceEvent, Downlink, EventKind, Fix,
     GnssState, Heartbeat, PositionSource, StrapState, SupervisionLevel, Timestamp, Uplink,
 };
+use crate::scan::{Reader, Res, Syntax, read_struct};
 use crate::validate::{
     DecodeOptions, check_fix, check_heartbeat, check_size, check_time, out_of_range,
 };
@@ -53,80 +56,239 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// Reads an `f32` field as `f64` and narrows it, so that an overflow becomes
-/// infinity and validation rejects it as `non_finite`. Without this the
-/// outcome would depend on serde_json's features, which cargo unifies across
-/// the workspace (`float_roundtrip` makes an f32 overflow a parse error).
-fn f32_via_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.map(|v| v as f32))
-}
-
 #[cold]
 pub(crate) fn bad_json(e: serde_json::Error) -> DecodeError {
     DecodeError::BadJson(e.to_string())
-}
-
-/// Every field any uplink message may have; the `type` decides which count.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireUplink<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Text<'a>>,
-    #[serde(borrow)]
-    device_id: Option<Text<'a>>,
-    seq: Option<u64>,
-    time_ms: Option<i64>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    accuracy_m: Option<f32>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    altitude_m: Option<f32>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    speed_mps: Option<f32>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    heading_deg: Option<f32>,
-    satellites: Option<u8>,
-    source: Option<PositionSource>,
-    battery_pct: Option<u8>,
-    charging: Option<bool>,
-    strap: Option<StrapState>,
-    case_tamper: Option<bool>,
-    signal_dbm: Option<i8>,
-    gnss: Option<GnssState>,
-    event: Option<EventKind>,
-    fixes: Option<Vec<WireFix>>,
-    #[serde(borrow)]
-    sealed: Option<Text<'a>>,
-    #[serde(borrow)]
-    mac: Option<Text<'a>>,
-}
-
-/// A fix inside a batch (no `type`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireFix {
-    seq: Option<u64>,
-    time_ms: Option<i64>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    accuracy_m: Option<f32>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    altitude_m: Option<f32>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    speed_mps: Option<f32>,
-    #[serde(default, deserialize_with = "f32_via_f64")]
-    heading_deg: Option<f32>,
-    satellites: Option<u8>,
-    source: Option<PositionSource>,
 }
 
 fn need<T>(v: Option<T>, field: &'static str) -> Result<T, DecodeError> {
     v.ok_or(DecodeError::MissingField(field))
 }
 
-impl WireFix {
+/// Rejects fields that do not belong to the message type (downlink).
+macro_rules! forbid {
+    ($w:ident: $($f:ident),+) => {
+        $(if $w.$f.is_some() {
+            return Err(DecodeError::UnexpectedField(stringify!($f)));
+        })+
+    };
+}
+
+/// Every field an uplink object may have, in the order of the wire struct
+/// that defined the format (it matters for the array form of a struct, see
+/// [`crate::scan`], and for which unexpected field is named first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum F {
+    Type,
+    DeviceId,
+    Seq,
+    TimeMs,
+    Lat,
+    Lon,
+    AccuracyM,
+    AltitudeM,
+    SpeedMps,
+    HeadingDeg,
+    Satellites,
+    Source,
+    BatteryPct,
+    Charging,
+    Strap,
+    CaseTamper,
+    SignalDbm,
+    Gnss,
+    Event,
+    Fixes,
+    Sealed,
+    Mac,
+}
+
+impl From<F> for u32 {
+    fn from(f: F) -> u32 {
+        f as u32
+    }
+}
+
+impl F {
+    /// The name in `unexpected_field` errors (the wire struct's field name:
+    /// `kind` for `type`).
+    fn name(self) -> &'static str {
+        match self {
+            F::Type => "kind",
+            F::DeviceId => "device_id",
+            F::Seq => "seq",
+            F::TimeMs => "time_ms",
+            F::Lat => "lat",
+            F::Lon => "lon",
+            F::AccuracyM => "accuracy_m",
+            F::AltitudeM => "altitude_m",
+            F::SpeedMps => "speed_mps",
+            F::HeadingDeg => "heading_deg",
+            F::Satellites => "satellites",
+            F::Source => "source",
+            F::BatteryPct => "battery_pct",
+            F::Charging => "charging",
+            F::Strap => "strap",
+            F::CaseTamper => "case_tamper",
+            F::SignalDbm => "signal_dbm",
+            F::Gnss => "gnss",
+            F::Event => "event",
+            F::Fixes => "fixes",
+            F::Sealed => "sealed",
+            F::Mac => "mac",
+        }
+    }
+}
+
+/// An uplink object's fields in array form.
+const UPLINK_ORDER: [F; 22] = [
+    F::Type,
+    F::DeviceId,
+    F::Seq,
+    F::TimeMs,
+    F::Lat,
+    F::Lon,
+    F::AccuracyM,
+    F::AltitudeM,
+    F::SpeedMps,
+    F::HeadingDeg,
+    F::Satellites,
+    F::Source,
+    F::BatteryPct,
+    F::Charging,
+    F::Strap,
+    F::CaseTamper,
+    F::SignalDbm,
+    F::Gnss,
+    F::Event,
+    F::Fixes,
+    F::Sealed,
+    F::Mac,
+];
+
+/// A batch entry's fields in array form.
+const FIX_ORDER: [F; 10] = [
+    F::Seq,
+    F::TimeMs,
+    F::Lat,
+    F::Lon,
+    F::AccuracyM,
+    F::AltitudeM,
+    F::SpeedMps,
+    F::HeadingDeg,
+    F::Satellites,
+    F::Source,
+];
+
+fn fix_field(key: &[u8]) -> Option<F> {
+    Some(match key {
+        b"seq" => F::Seq,
+        b"time_ms" => F::TimeMs,
+        b"lat" => F::Lat,
+        b"lon" => F::Lon,
+        b"accuracy_m" => F::AccuracyM,
+        b"altitude_m" => F::AltitudeM,
+        b"speed_mps" => F::SpeedMps,
+        b"heading_deg" => F::HeadingDeg,
+        b"satellites" => F::Satellites,
+        b"source" => F::Source,
+        _ => return None,
+    })
+}
+
+fn uplink_field(key: &[u8]) -> Option<F> {
+    Some(match key {
+        b"type" => F::Type,
+        b"device_id" => F::DeviceId,
+        b"battery_pct" => F::BatteryPct,
+        b"charging" => F::Charging,
+        b"strap" => F::Strap,
+        b"case_tamper" => F::CaseTamper,
+        b"signal_dbm" => F::SignalDbm,
+        b"gnss" => F::Gnss,
+        b"event" => F::Event,
+        b"fixes" => F::Fixes,
+        b"sealed" => F::Sealed,
+        b"mac" => F::Mac,
+        _ => return fix_field(key),
+    })
+}
+
+/// Every field is known: unknown ones are rejected (`bad_json`).
+fn deny_unknown(r: &mut Reader<'_>, _key: &[u8]) -> Res<()> {
+    Err(r.error("unknown field"))
+}
+
+const SOURCES: [(&str, PositionSource); 4] = [
+    ("gnss", PositionSource::Gnss),
+    ("wifi", PositionSource::Wifi),
+    ("cell", PositionSource::Cell),
+    ("fused", PositionSource::Fused),
+];
+const STRAPS: [(&str, StrapState); 3] = [
+    ("intact", StrapState::Intact),
+    ("open", StrapState::Open),
+    ("cut", StrapState::Cut),
+];
+const GNSS: [(&str, GnssState); 3] = [
+    ("off", GnssState::Off),
+    ("searching", GnssState::Searching),
+    ("fixed", GnssState::Fixed),
+];
+const EVENTS: [(&str, EventKind); 9] = [
+    ("strap_opened", EventKind::StrapOpened),
+    ("strap_closed", EventKind::StrapClosed),
+    ("case_opened", EventKind::CaseOpened),
+    ("low_battery", EventKind::LowBattery),
+    ("power_off", EventKind::PowerOff),
+    ("sos", EventKind::Sos),
+    ("jamming_suspected", EventKind::JammingSuspected),
+    ("phone_link_lost", EventKind::PhoneLinkLost),
+    ("phone_link_restored", EventKind::PhoneLinkRestored),
+];
+
+/// An `f32` field read as `f64` and narrowed, so that an overflow becomes
+/// infinity and validation rejects it as `non_finite`.
+fn f32_field(r: &mut Reader<'_>) -> Res<f32> {
+    Ok(r.f64()? as f32)
+}
+
+/// The fields of one fix as read (a `fix` message or a batch entry).
+#[derive(Debug, Default, Clone, Copy)]
+struct FixFields {
+    seq: Option<u64>,
+    time_ms: Option<i64>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    accuracy_m: Option<f32>,
+    altitude_m: Option<f32>,
+    speed_mps: Option<f32>,
+    heading_deg: Option<f32>,
+    satellites: Option<u8>,
+    source: Option<PositionSource>,
+}
+
+impl FixFields {
+    /// Reads the (non-null) value of fix field `f`.
+    #[inline]
+    fn set(&mut self, r: &mut Reader<'_>, f: F) -> Res<()> {
+        match f {
+            F::Seq => self.seq = Some(r.u64()?),
+            F::TimeMs => self.time_ms = Some(r.i64()?),
+            F::Lat => self.lat = Some(r.f64()?),
+            F::Lon => self.lon = Some(r.f64()?),
+            F::AccuracyM => self.accuracy_m = Some(f32_field(r)?),
+            F::AltitudeM => self.altitude_m = Some(f32_field(r)?),
+            F::SpeedMps => self.speed_mps = Some(f32_field(r)?),
+            F::HeadingDeg => self.heading_deg = Some(f32_field(r)?),
+            F::Satellites => self.satellites = Some(r.u8()?),
+            F::Source => self.source = Some(r.variant(&SOURCES)?),
+            _ => unreachable!("{f:?} is not a fix field"),
+        }
+        Ok(())
+    }
+
     fn into_fix(self) -> Result<Fix, DecodeError> {
         Ok(Fix {
             seq: need(self.seq, "seq")?,
@@ -143,13 +305,107 @@ impl WireFix {
     }
 }
 
-/// Rejects fields that do not belong to the message type.
-macro_rules! forbid {
-    ($w:ident: $($f:ident),+) => {
-        $(if $w.$f.is_some() {
-            return Err(DecodeError::UnexpectedField(stringify!($f)));
-        })+
+/// A batch's fixes, validated while they are read (validation depends on
+/// nothing else in the message); reported only if the message is a batch.
+#[derive(Debug, Default)]
+struct Fixes {
+    valid: Vec<Fix>,
+    rejected: Vec<RejectedFix>,
+}
+
+/// Every field of an uplink object as read; `present` has bit `F as u32`
+/// set for each field given and not `null`.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    present: u32,
+    kind: Option<Cow<'a, str>>,
+    device_id: Option<Cow<'a, str>>,
+    fix: FixFields,
+    battery_pct: Option<u8>,
+    charging: Option<bool>,
+    strap: Option<StrapState>,
+    case_tamper: Option<bool>,
+    signal_dbm: Option<i8>,
+    gnss: Option<GnssState>,
+    event: Option<EventKind>,
+    fixes: Option<Fixes>,
+    sealed: Option<Cow<'a, str>>,
+    mac: Option<Cow<'a, str>>,
+}
+
+impl<'a> Fields<'a> {
+    /// Rejects the first field of `list` (in list order) that is present.
+    fn forbid(&self, list: &[F]) -> Result<(), DecodeError> {
+        match list.iter().find(|&&f| self.present & (1 << f as u32) != 0) {
+            Some(f) => Err(DecodeError::UnexpectedField(f.name())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads one uplink document.
+fn read_uplink<'a>(
+    bytes: &'a [u8],
+    opts: &DecodeOptions,
+    now: Timestamp,
+) -> Result<Fields<'a>, Syntax> {
+    let mut r = Reader::new(bytes);
+    let mut w = Fields::default();
+    read_struct(&mut r, &UPLINK_ORDER, uplink_field, deny_unknown, |r, f| {
+        if r.null()? {
+            return Ok(());
+        }
+        w.present |= 1 << f as u32;
+        match f {
+            F::Type => w.kind = Some(r.text()?),
+            F::DeviceId => w.device_id = Some(r.text()?),
+            F::BatteryPct => w.battery_pct = Some(r.u8()?),
+            F::Charging => w.charging = Some(r.bool()?),
+            F::Strap => w.strap = Some(r.variant(&STRAPS)?),
+            F::CaseTamper => w.case_tamper = Some(r.bool()?),
+            F::SignalDbm => w.signal_dbm = Some(r.i8()?),
+            F::Gnss => w.gnss = Some(r.variant(&GNSS)?),
+            F::Event => w.event = Some(r.variant(&EVENTS)?),
+            F::Fixes => w.fixes = Some(read_fixes(r, opts, now)?),
+            F::Sealed => w.sealed = Some(r.text()?),
+            F::Mac => w.mac = Some(r.text()?),
+            _ => w.fix.set(r, f)?,
+        }
+        Ok(())
+    })?;
+    r.end()?;
+    Ok(w)
+}
+
+/// Reads the `fixes` array, validating each fix on its own.
+fn read_fixes(r: &mut Reader<'_>, opts: &DecodeOptions, now: Timestamp) -> Res<Fixes> {
+    if r.peek() != Some(b'[') {
+        return Err(r.error("expected an array"));
+    }
+    r.bump();
+    // A fix object is at least ~70 bytes; do not reallocate while reading.
+    let mut out = Fixes {
+        valid: Vec::with_capacity((r.remaining() / 64).min(4096)),
+        rejected: Vec::new(),
     };
+    let mut first = true;
+    while r.array_next(&mut first)? {
+        let mut ff = FixFields::default();
+        read_struct(r, &FIX_ORDER, fix_field, deny_unknown, |r, f| {
+            if !r.null()? {
+                ff.set(r, f)?;
+            }
+            Ok(())
+        })?;
+        match ff
+            .into_fix()
+            .and_then(|f| check_fix(&f, opts, now).map(|()| f))
+        {
+            Ok(f) => out.valid.push(f),
+            Err(error) => out.rejected.push(RejectedFix { seq: ff.seq, error }),
+        }
+    }
+    Ok(out)
 }
 
 /// Decodes a Geoward JSON uplink (plain or sealed) for `device` (from the topic).
@@ -160,20 +416,18 @@ pub(crate) fn decode(
     now: Timestamp,
     keys: &dyn KeyLookup,
 ) -> Result<Body, DecodeError> {
-    let w: WireUplink<'_> = serde_json::from_slice(payload).map_err(bad_json)?;
+    let w = read_uplink(payload, opts, now).map_err(Syntax::into_error)?;
     let Some(sealed) = &w.sealed else {
-        forbid!(w: mac);
+        w.forbid(&[F::Mac])?;
         return convert(w, device, opts, now, false);
     };
-    forbid!(w: kind, device_id, seq, time_ms, lat, lon, accuracy_m, altitude_m, speed_mps,
-        heading_deg, satellites, source, battery_pct, charging, strap, case_tamper, signal_dbm,
-        gnss, event, fixes);
+    w.forbid(&UPLINK_ORDER[..20])?;
     let mac = need(w.mac.as_ref(), "mac")?;
     let inner = BASE64
-        .decode(sealed.0.as_bytes())
+        .decode(sealed.as_bytes())
         .map_err(|_| DecodeError::BadBase64("sealed"))?;
     let tag = BASE64
-        .decode(mac.0.as_bytes())
+        .decode(mac.as_bytes())
         .map_err(|_| DecodeError::BadBase64("mac"))?;
     let secret = keys
         .device_secret(device)
@@ -181,53 +435,46 @@ pub(crate) fn decode(
     if !verify_mac(&secret, device, &inner, &tag) {
         return Err(DecodeError::BadMac);
     }
-    let w: WireUplink<'_> = serde_json::from_slice(&inner).map_err(bad_json)?;
-    forbid!(w: sealed, mac);
+    let w = read_uplink(&inner, opts, now).map_err(Syntax::into_error)?;
+    w.forbid(&[F::Sealed, F::Mac])?;
     convert(w, device, opts, now, true)
 }
 
 fn convert(
-    w: WireUplink<'_>,
+    w: Fields<'_>,
     device: &DeviceId,
     opts: &DecodeOptions,
     now: Timestamp,
     authenticated: bool,
 ) -> Result<Body, DecodeError> {
+    use F::*;
     let kind = need(w.kind.as_ref(), "type")?;
     if let Some(id) = &w.device_id
-        && id.0 != device.as_str()
+        && id != device.as_str()
     {
         return Err(DecodeError::DeviceMismatch {
             topic: device.clone(),
-            payload: id.0.clone().into_owned(),
+            payload: id.clone().into_owned(),
         });
     }
     let mut rejected_fixes = Vec::new();
-    let message = match &*kind.0 {
+    let message = match &**kind {
         "fix" => {
-            forbid!(w: battery_pct, charging, strap, case_tamper, signal_dbm, gnss, event, fixes);
-            let fix = WireFix {
-                seq: w.seq,
-                time_ms: w.time_ms,
-                lat: w.lat,
-                lon: w.lon,
-                accuracy_m: w.accuracy_m,
-                altitude_m: w.altitude_m,
-                speed_mps: w.speed_mps,
-                heading_deg: w.heading_deg,
-                satellites: w.satellites,
-                source: w.source,
-            }
-            .into_fix()?;
+            w.forbid(&[
+                BatteryPct, Charging, Strap, CaseTamper, SignalDbm, Gnss, Event, Fixes,
+            ])?;
+            let fix = w.fix.into_fix()?;
             check_fix(&fix, opts, now)?;
             Uplink::Fix(fix)
         }
         "heartbeat" => {
-            forbid!(w: lat, lon, accuracy_m, altitude_m, speed_mps, heading_deg, satellites, source,
-                event, fixes);
+            w.forbid(&[
+                Lat, Lon, AccuracyM, AltitudeM, SpeedMps, HeadingDeg, Satellites, Source, Event,
+                Fixes,
+            ])?;
             let hb = Heartbeat {
-                seq: need(w.seq, "seq")?,
-                time: Timestamp(need(w.time_ms, "time_ms")?),
+                seq: need(w.fix.seq, "seq")?,
+                time: Timestamp(need(w.fix.time_ms, "time_ms")?),
                 battery_pct: need(w.battery_pct, "battery_pct")?,
                 charging: need(w.charging, "charging")?,
                 strap: need(w.strap, "strap")?,
@@ -239,39 +486,32 @@ fn convert(
             Uplink::Heartbeat(hb)
         }
         "event" => {
-            forbid!(w: lat, lon, accuracy_m, altitude_m, speed_mps, heading_deg, satellites, source,
-                battery_pct, charging, strap, case_tamper, signal_dbm, gnss, fixes);
+            w.forbid(&[
+                Lat, Lon, AccuracyM, AltitudeM, SpeedMps, HeadingDeg, Satellites, Source,
+                BatteryPct, Charging, Strap, CaseTamper, SignalDbm, Gnss, Fixes,
+            ])?;
             let ev = DeviceEvent {
-                seq: need(w.seq, "seq")?,
-                time: Timestamp(need(w.time_ms, "time_ms")?),
+                seq: need(w.fix.seq, "seq")?,
+                time: Timestamp(need(w.fix.time_ms, "time_ms")?),
                 kind: need(w.event, "event")?,
             };
             check_time(ev.time, opts, now)?;
             Uplink::Event(ev)
         }
         "batch" => {
-            forbid!(w: seq, time_ms, lat, lon, accuracy_m, altitude_m, speed_mps, heading_deg,
-                satellites, source, battery_pct, charging, strap, case_tamper, signal_dbm, gnss,
-                event);
-            let wire = need(w.fixes, "fixes")?;
-            if wire.is_empty() {
-                return Err(DecodeError::EmptyBatch);
+            w.forbid(&[
+                Seq, TimeMs, Lat, Lon, AccuracyM, AltitudeM, SpeedMps, HeadingDeg, Satellites,
+                Source, BatteryPct, Charging, Strap, CaseTamper, SignalDbm, Gnss, Event,
+            ])?;
+            let fixes = need(w.fixes, "fixes")?;
+            if fixes.valid.is_empty() {
+                return Err(match fixes.rejected.into_iter().next() {
+                    Some(first) => first.error,
+                    None => DecodeError::EmptyBatch,
+                });
             }
-            let mut fixes = Vec::with_capacity(wire.len());
-            for wf in wire {
-                let seq = wf.seq;
-                match wf
-                    .into_fix()
-                    .and_then(|f| check_fix(&f, opts, now).map(|()| f))
-                {
-                    Ok(f) => fixes.push(f),
-                    Err(error) => rejected_fixes.push(RejectedFix { seq, error }),
-                }
-            }
-            if fixes.is_empty() {
-                return Err(rejected_fixes.swap_remove(0).error);
-            }
-            Uplink::Batch(Batch { fixes })
+            rejected_fixes = fixes.rejected;
+            Uplink::Batch(Batch { fixes: fixes.valid })
         }
         other => return Err(DecodeError::UnknownMessageType(other.to_owned())),
     };

@@ -10,7 +10,8 @@
 //! - [`ids`]: validated device, office, user and tenant ids.
 //! - [`topic`]: MQTT topic scheme, including rumqttd tenant prefixes.
 //! - [`codec`]: the entry points [`decode_uplink`], [`encode_uplink`], downlink.
-//! - [`json`], [`binary`], [`owntracks`]: one module per encoding.
+//! - [`json`], [`binary`], [`owntracks`]: one module per encoding; `scan`:
+//!   the JSON reader both JSON codecs use (no serde on the uplink path).
 //! - [`auth`]: per-device secrets and the truncated HMAC tag.
 //! - [`validate`]: semantic checks and [`DecodeOptions`].
 //! - [`error`]: typed errors with stable `reason()` codes.
@@ -25,8 +26,12 @@ pub mod ids;
 pub mod json;
 pub mod message;
 pub mod owntracks;
+mod scan;
 pub mod topic;
 pub mod validate;
+
+#[cfg(test)]
+mod oracle;
 
 pub use auth::{KeyLookup, NoKeys};
 pub use codec::{

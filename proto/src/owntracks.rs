@@ -8,18 +8,20 @@
 //! guarantee). Other `_type`s (`lwt`, `transition`, `waypoint`, `card`, ...)
 //! are rejected as `unsupported_type`.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::{Key, Nonce, XSalsa20Poly1305};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::KeyLookup;
 use crate::codec::Body;
 use crate::error::{DecodeError, EncodeError};
 use crate::ids::DeviceId;
-use crate::json::{Text, bad_json};
 use crate::message::{Fix, PositionSource, Timestamp, Uplink};
+use crate::scan::{Reader, Res, read_struct};
 use crate::validate::{DecodeOptions, check_fix, out_of_range};
 
 /// Length of the secretbox nonce that prefixes the ciphertext.
@@ -29,20 +31,102 @@ pub const TAG_LEN: usize = 16;
 /// Length of the secretbox key; shorter OwnTracks keys are zero-padded.
 pub const KEY_LEN: usize = 32;
 
-/// The fields Geoward reads; OwnTracks sends many more, which are ignored.
-#[derive(Deserialize)]
-struct WireOwnTracks<'a> {
-    #[serde(rename = "_type", borrow)]
-    kind: Option<Text<'a>>,
-    #[serde(borrow)]
-    data: Option<Text<'a>>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    tst: Option<i64>,
-    acc: Option<f64>,
-    alt: Option<f64>,
-    vel: Option<f64>,
-    cog: Option<f64>,
+/// The fields Geoward reads; OwnTracks sends many more, which are skipped
+/// (they must still be well-formed JSON).
+#[derive(Debug, Default)]
+pub(crate) struct Wire<'a> {
+    pub(crate) kind: Option<Cow<'a, str>>,
+    pub(crate) data: Option<Cow<'a, str>>,
+    pub(crate) lat: Option<f64>,
+    pub(crate) lon: Option<f64>,
+    pub(crate) tst: Option<i64>,
+    pub(crate) acc: Option<f64>,
+    pub(crate) alt: Option<f64>,
+    pub(crate) vel: Option<f64>,
+    pub(crate) cog: Option<f64>,
+}
+
+/// The wire fields, in the order of the array form (see [`crate::scan`]).
+#[derive(Debug, Clone, Copy)]
+enum F {
+    Type,
+    Data,
+    Lat,
+    Lon,
+    Tst,
+    Acc,
+    Alt,
+    Vel,
+    Cog,
+}
+
+impl From<F> for u32 {
+    fn from(f: F) -> u32 {
+        f as u32
+    }
+}
+
+const ORDER: [F; 9] = [
+    F::Type,
+    F::Data,
+    F::Lat,
+    F::Lon,
+    F::Tst,
+    F::Acc,
+    F::Alt,
+    F::Vel,
+    F::Cog,
+];
+
+/// Reads an OwnTracks document. Keys are decoded and checked even when the
+/// field is ignored; ignored values are skipped.
+pub(crate) fn read(bytes: &[u8]) -> Result<Wire<'_>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let mut w = Wire::default();
+    let lookup = |key: &[u8]| {
+        Some(match key {
+            b"_type" => F::Type,
+            b"data" => F::Data,
+            b"lat" => F::Lat,
+            b"lon" => F::Lon,
+            b"tst" => F::Tst,
+            b"acc" => F::Acc,
+            b"alt" => F::Alt,
+            b"vel" => F::Vel,
+            b"cog" => F::Cog,
+            _ => return None,
+        })
+    };
+    let skip = |r: &mut Reader<'_>, key: &[u8]| -> Res<()> {
+        // Unknown keys are names serde would have decoded: they must be
+        // valid UTF-8 (escapes were already checked by `key`).
+        if std::str::from_utf8(key).is_err() {
+            return Err(r.error("invalid utf-8 in a key"));
+        }
+        r.skip_value()
+    };
+    let result = read_struct(&mut r, &ORDER, lookup, skip, |r, f| {
+        if r.null()? {
+            return Ok(());
+        }
+        match f {
+            F::Type => w.kind = Some(r.text()?),
+            F::Data => w.data = Some(r.text()?),
+            F::Lat => w.lat = Some(r.f64()?),
+            F::Lon => w.lon = Some(r.f64()?),
+            F::Tst => w.tst = Some(r.i64()?),
+            F::Acc => w.acc = Some(r.f64()?),
+            F::Alt => w.alt = Some(r.f64()?),
+            F::Vel => w.vel = Some(r.f64()?),
+            F::Cog => w.cog = Some(r.f64()?),
+        }
+        Ok(())
+    })
+    .and_then(|()| r.end());
+    match result {
+        Ok(()) => Ok(w),
+        Err(e) => Err(e.into_error()),
+    }
 }
 
 fn need<T>(v: Option<T>, field: &'static str) -> Result<T, DecodeError> {
@@ -67,9 +151,22 @@ pub(crate) fn decode(
     now: Timestamp,
     keys: &dyn KeyLookup,
 ) -> Result<Body, DecodeError> {
-    let w: WireOwnTracks<'_> = serde_json::from_slice(payload).map_err(bad_json)?;
+    decode_with(payload, device, opts, now, keys, read)
+}
+
+/// [`decode`] with the document reader as a parameter, so that the test
+/// oracle can run the same logic over the serde-based reader.
+pub(crate) fn decode_with(
+    payload: &[u8],
+    device: &DeviceId,
+    opts: &DecodeOptions,
+    now: Timestamp,
+    keys: &dyn KeyLookup,
+    read: for<'b> fn(&'b [u8]) -> Result<Wire<'b>, DecodeError>,
+) -> Result<Body, DecodeError> {
+    let w = read(payload)?;
     let kind = need(w.kind.as_ref(), "_type")?;
-    match &*kind.0 {
+    match &**kind {
         "location" => Ok(Body {
             message: Uplink::Fix(location(&w, opts, now)?),
             authenticated: false,
@@ -78,7 +175,7 @@ pub(crate) fn decode(
         "encrypted" => {
             let data = need(w.data.as_ref(), "data")?;
             let raw = BASE64
-                .decode(data.0.as_bytes())
+                .decode(data.as_bytes())
                 .map_err(|_| DecodeError::BadBase64("data"))?;
             let secret = keys
                 .device_secret(device)
@@ -92,11 +189,11 @@ pub(crate) fn decode(
             let plain = XSalsa20Poly1305::new(Key::from_slice(&key))
                 .decrypt(Nonce::from_slice(nonce), ciphertext)
                 .map_err(|_| DecodeError::DecryptFailed)?;
-            let inner: WireOwnTracks<'_> = serde_json::from_slice(&plain).map_err(bad_json)?;
+            let inner = read(&plain)?;
             let inner_kind = need(inner.kind.as_ref(), "_type")?;
-            if &*inner_kind.0 != "location" {
+            if &**inner_kind != "location" {
                 return Err(DecodeError::UnsupportedOwnTracksType(
-                    inner_kind.0.clone().into_owned(),
+                    inner_kind.clone().into_owned(),
                 ));
             }
             Ok(Body {
@@ -114,11 +211,7 @@ pub fn kmh_to_mps(kmh: f64) -> f32 {
     (kmh / 3.6) as f32
 }
 
-fn location(
-    w: &WireOwnTracks<'_>,
-    opts: &DecodeOptions,
-    now: Timestamp,
-) -> Result<Fix, DecodeError> {
+fn location(w: &Wire<'_>, opts: &DecodeOptions, now: Timestamp) -> Result<Fix, DecodeError> {
     let tst = need(w.tst, "tst")?;
     let seq = u64::try_from(tst).map_err(|_| out_of_range("tst", tst))?;
     let time_ms = tst
