@@ -270,6 +270,27 @@ fn bench_subjects(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    // The same, by handle (the id lookup done once, as a service that
+    // keeps the handle next to its device session would).
+    let handles: Vec<_> = subjects
+        .iter()
+        .map(|s| engine.handle(&s.id).expect("known subject"))
+        .collect();
+    g.bench_function("engine_observe_handle", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let (i, r) = ((k % SUBJECTS as u64) as usize, k / SUBJECTS as u64);
+                let fix = fix_of(&subjects[i], r, t0, k);
+                let out = engine
+                    .observe_handle(handles[i], fix, fix.time)
+                    .expect("known subject");
+                transitions += out.len();
+                k += 1;
+            }
+            start.elapsed()
+        })
+    });
     let county_shapes: Vec<&geo::MultiPolygon<f64>> = subjects
         .iter()
         .map(

@@ -10,6 +10,18 @@
 //! bands that the query box spans.
 
 use crate::geodesy::{LocalFrame, point_segment_distance, segments_intersect};
+use crate::grid::{CellClass, CellGrid};
+
+/// How one part lies relative to an accuracy circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartRelation {
+    /// Some edge lies within the radius.
+    Near,
+    /// No edge within the radius; the centre is inside.
+    Inside,
+    /// No edge within the radius; the centre is outside.
+    Outside,
+}
 
 /// One polygon edge in degrees (`x` = longitude, `y` = latitude).
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +50,8 @@ pub(crate) struct BandIndex {
     /// `offsets[b]..offsets[b + 1]` are band `b`'s edges.
     offsets: Vec<u32>,
     edges: Vec<Edge>,
+    /// Cells answered without edges (see [`crate::grid`]).
+    grid: CellGrid,
 }
 
 /// Average number of ring edges per band.
@@ -83,6 +97,7 @@ impl BandIndex {
             scale,
             offsets: vec![0; bands + 1],
             edges: Vec::new(),
+            grid: CellGrid::new([0.0; 4], &[], |_, _| {}),
         };
         // Two passes: count per band, then place (compressed sparse rows).
         for e in &all {
@@ -109,7 +124,18 @@ impl BandIndex {
                 *slot += 1;
             }
         }
+        let segments: Vec<_> = all.iter().map(|e| ((e.x0, e.y0), (e.x1, e.y1))).collect();
+        index.grid = CellGrid::new(index.bbox(), &segments, |y, out| index.crossings(y, out));
         index
+    }
+
+    /// The x of every crossing that the ray test at latitude `y` counts.
+    fn crossings(&self, y: f64, out: &mut Vec<f64>) {
+        for e in self.band(self.band_of(y)) {
+            if (e.y0 > y) != (e.y1 > y) {
+                out.push(e.x0 + (y - e.y0) * (e.x1 - e.x0) / (e.y1 - e.y0));
+            }
+        }
     }
 
     fn bands(&self) -> usize {
@@ -140,6 +166,15 @@ impl BandIndex {
 
     /// Even-odd point-in-polygon (holes are rings like any other).
     pub(crate) fn contains(&self, x: f64, y: f64) -> bool {
+        match self.grid.class(x, y) {
+            CellClass::OutsideBox => false,
+            CellClass::Free { inside, .. } => inside,
+            CellClass::Boundary => self.contains_by_edges(x, y),
+        }
+    }
+
+    /// [`BandIndex::contains`] from the edges alone (no grid).
+    pub(crate) fn contains_by_edges(&self, x: f64, y: f64) -> bool {
         if x < self.min_x || x > self.max_x || y < self.min_y || y > self.max_y {
             return false;
         }
@@ -182,6 +217,9 @@ impl BandIndex {
         y: f64,
         max_m: f64,
     ) -> Option<f64> {
+        if self.grid.distance_lower_bound_m(frame.kx(), x, y) > max_m {
+            return None;
+        }
         let (dx, dy) = (frame.lon_degrees(max_m), frame.lat_degrees(max_m));
         let mut best = f64::INFINITY;
         self.edges_near((x - dx, x + dx), (y - dy, y + dy), |e| {
@@ -200,6 +238,42 @@ impl BandIndex {
     /// [`BandIndex::boundary_distance_m`]`.is_some()`, stopping at the first
     /// such edge. `frame` must be centred on (`x`, `y`).
     pub(crate) fn near_boundary(&self, frame: &LocalFrame, x: f64, y: f64, max_m: f64) -> bool {
+        if self.grid.distance_lower_bound_m(frame.kx(), x, y) > max_m {
+            return false;
+        }
+        self.near_boundary_by_edges(frame, x, y, max_m)
+    }
+
+    /// How a circle of `max_m` metres around the point lies relative to the
+    /// part: [`BandIndex::near_boundary`], then [`BandIndex::contains`],
+    /// with one cell lookup when the cell settles both.
+    pub(crate) fn relate(&self, frame: &LocalFrame, x: f64, y: f64, max_m: f64) -> PartRelation {
+        if let CellClass::Free { inside, free_cells } = self.grid.class(x, y)
+            && self.grid.free_cells_m(frame.kx(), free_cells) > max_m
+        {
+            return if inside {
+                PartRelation::Inside
+            } else {
+                PartRelation::Outside
+            };
+        }
+        if self.near_boundary(frame, x, y, max_m) {
+            PartRelation::Near
+        } else if self.contains(x, y) {
+            PartRelation::Inside
+        } else {
+            PartRelation::Outside
+        }
+    }
+
+    /// [`BandIndex::near_boundary`] from the edges alone (no grid).
+    pub(crate) fn near_boundary_by_edges(
+        &self,
+        frame: &LocalFrame,
+        x: f64,
+        y: f64,
+        max_m: f64,
+    ) -> bool {
         let (dx, dy) = (frame.lon_degrees(max_m), frame.lat_degrees(max_m));
         let mut near = false;
         self.edges_near((x - dx, x + dx), (y - dy, y + dy), |e| {
@@ -229,7 +303,15 @@ impl BandIndex {
 
     /// Heap bytes owned by the index.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * size_of::<u32>() + self.edges.capacity() * size_of::<Edge>()
+        self.offsets.capacity() * size_of::<u32>()
+            + self.edges.capacity() * size_of::<Edge>()
+            + self.grid.heap_bytes()
+    }
+
+    /// The part's cell grid (for tests).
+    #[cfg(test)]
+    pub(crate) fn grid(&self) -> &CellGrid {
+        &self.grid
     }
 }
 

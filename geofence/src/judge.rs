@@ -5,6 +5,7 @@
 //! a `u32` (2 bits per rule).
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use smallvec::SmallVec;
 
 use crate::fix::Fix;
 use crate::rules::{LeaveGrant, MAX_EXCLUSIONS, RulesError, SubjectRules};
@@ -111,8 +112,10 @@ impl Slot {
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     pub(crate) rules: SubjectRules,
-    permitted: Vec<Slot>,
-    exclusions: Vec<Slot>,
+    /// Inline for the usual one permitted zone and two exclusion zones:
+    /// judging a fix then follows no pointer out of the tracker.
+    permitted: SmallVec<[Slot; 1]>,
+    exclusions: SmallVec<[Slot; 2]>,
     home: Option<Slot>,
     /// Extra zones of leave permits, by leave index.
     extra: Vec<(usize, Slot)>,
@@ -134,8 +137,8 @@ impl Compiled {
                 .map(|id| Slot::resolve(zones, id))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let permitted = resolve(&rules.permitted)?;
-        let exclusions = resolve(&rules.exclusions)?;
+        let permitted = resolve(&rules.permitted)?.into_iter().collect();
+        let exclusions = resolve(&rules.exclusions)?.into_iter().collect();
         let home = rules
             .home
             .as_ref()

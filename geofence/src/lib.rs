@@ -34,9 +34,11 @@ pub use chrono;
 pub use chrono_tz;
 
 mod bands;
+mod coarse;
 mod engine;
 mod fix;
 pub mod geodesy;
+mod grid;
 mod hysteresis;
 mod import;
 mod judge;
@@ -49,7 +51,7 @@ mod transition;
 mod zone;
 mod zone_set;
 
-pub use engine::{Engine, ObserveError};
+pub use engine::{Engine, ObserveError, SubjectHandle};
 pub use fix::{Fix, FixError, Source};
 pub use import::{ImportError, import_geojson, import_geojson_slice, import_value};
 pub use report::{Defect, DefectKind, FeatureRef, ImportReport, Repair, RepairKind};

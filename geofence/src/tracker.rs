@@ -28,6 +28,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
 use crate::fix::{Fix, FixError};
 use crate::geodesy::distance_m;
@@ -82,7 +83,9 @@ impl Pos {
 #[derive(Debug, Clone)]
 struct Cursor {
     t: i64,
-    rules: Vec<RuleState>,
+    /// Inline for up to four rules (permitted, curfew, two exclusions), so
+    /// the hysteresis state sits in the tracker instead of behind a pointer.
+    rules: SmallVec<[RuleState; 4]>,
     anchor: Option<Pos>,
     chain: u8,
     chain_last: Option<Pos>,
@@ -116,7 +119,7 @@ impl Ctx<'_> {
     fn cursor(&self, t: i64) -> Cursor {
         Cursor {
             t,
-            rules: vec![RuleState::default(); self.c.rule_count()],
+            rules: smallvec::smallvec![RuleState::default(); self.c.rule_count()],
             anchor: None,
             chain: 0,
             chain_last: None,

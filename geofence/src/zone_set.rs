@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use rstar::RTree;
 use rstar::primitives::{GeomWithData, Rectangle};
 
-use crate::bands::BandIndex;
+use crate::bands::{BandIndex, PartRelation};
+use crate::coarse::CoarseGrid;
 use crate::geodesy::{LocalFrame, point_segment_distance};
 use crate::repair::{Repairs, repair};
 use crate::report::{Defect, DefectKind, FeatureRef, ImportReport, Repair};
@@ -137,6 +138,8 @@ pub struct ZoneSet {
     zone_items: Vec<u32>,
     items: Vec<Item>,
     tree: RTree<TreeItem>,
+    /// First level of `locate`: pieces by coarse cell.
+    coarse: CoarseGrid,
     /// Versions of each id, sorted by ascending version.
     by_id: HashMap<ZoneId, Vec<ZoneRef>>,
 }
@@ -246,11 +249,17 @@ impl ZoneSet {
             versions.sort_by_key(|r| zones[r.index()].version);
         }
         report.accepted += zones.len();
+        let mut boxes = vec![[0.0; 4]; items.len()];
+        for t in &tree_items {
+            let (lo, hi) = (t.geom().lower(), t.geom().upper());
+            boxes[t.data as usize] = [lo[0], lo[1], hi[0], hi[1]];
+        }
         Self {
             zones,
             zone_items,
             items,
             tree: RTree::bulk_load(tree_items),
+            coarse: CoarseGrid::new(&boxes),
             by_id,
         }
     }
@@ -301,8 +310,8 @@ impl ZoneSet {
     /// sorted and without repeats, regardless of validity.
     pub fn locate(&self, lon: f64, lat: f64) -> Vec<ZoneRef> {
         let mut out = Vec::new();
-        for hit in self.tree.locate_all_at_point(&[lon, lat]) {
-            let item = &self.items[hit.data as usize];
+        for i in self.coarse.candidates(lon, lat) {
+            let item = &self.items[i as usize];
             if item.contains(lon, lat) {
                 out.push(ZoneRef(item.zone));
             }
@@ -422,15 +431,29 @@ impl ZoneSet {
             Resolved::Parts { start, end } => {
                 let items = &self.items[start as usize..end as usize];
                 let frame = LocalFrame::new(lon, lat);
-                let near = items.iter().any(|i| match &i.geom {
-                    ItemGeom::Part(b) => b.near_boundary(&frame, lon, lat, radius_m),
-                    ItemGeom::Circle { .. } => {
-                        i.boundary_distance_m(&frame, lon, lat, radius_m).is_some()
+                // Boundary if any piece is near, else inside if any piece
+                // contains the centre; each part answers both at once.
+                let mut inside = false;
+                for i in items {
+                    let rel = match &i.geom {
+                        ItemGeom::Part(b) => b.relate(&frame, lon, lat, radius_m),
+                        ItemGeom::Circle { .. } => {
+                            if i.boundary_distance_m(&frame, lon, lat, radius_m).is_some() {
+                                PartRelation::Near
+                            } else if i.contains(lon, lat) {
+                                PartRelation::Inside
+                            } else {
+                                PartRelation::Outside
+                            }
+                        }
+                    };
+                    match rel {
+                        PartRelation::Near => return Relation::Boundary,
+                        PartRelation::Inside => inside = true,
+                        PartRelation::Outside => {}
                     }
-                });
-                if near {
-                    Relation::Boundary
-                } else if items.iter().any(|i| i.contains(lon, lat)) {
+                }
+                if inside {
                     Relation::Inside
                 } else {
                     Relation::Outside
@@ -458,7 +481,11 @@ impl ZoneSet {
         // The R-tree stores each leaf once plus inner nodes (< leaves / 2 for
         // its node size); estimate conservatively as twice the leaves.
         let tree = 2 * self.tree.size() * size_of::<TreeItem>();
-        bands + tree + self.items.capacity() * size_of::<Item>() + self.zone_items.capacity() * 4
+        bands
+            + tree
+            + self.coarse.heap_bytes()
+            + self.items.capacity() * size_of::<Item>()
+            + self.zone_items.capacity() * 4
     }
 
     /// Heap bytes of the kept source geometry (vertices).
