@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,13 +16,13 @@ use geoward_proto::Encoding;
 use crate::expect::{Expectations, parse_observed};
 use crate::fleet::{self, FleetConfig, NoiseModel, ScenarioKind, ScenarioSpec};
 use crate::geo::LatLon;
-use crate::load::{LoadProfile, Report};
+use crate::load::{LoadProfile, Report, incident_latency, trigger_marks};
 use crate::plan::Plan;
 use crate::schedule::{
     Crossing, Faults, Gap, GapModel, Pacing, fan_out, place_across, translate_to,
 };
 use crate::trace::{self, Format};
-use crate::wire::{self, WireConfig};
+use crate::wire::{self, ClientIdentity, Live, TlsSettings, WireConfig};
 use crate::zones;
 
 /// geoward-sim: replay traces, simulate fleets and load-test Geoward over the
@@ -109,9 +111,63 @@ pub struct WireArgs {
     /// Bearer token for the feed.
     #[arg(long, env = "GEOWARD_SIM_FEED_TOKEN")]
     pub feed_token: Option<String>,
-    /// Seconds to keep following the feed after the last send.
+    /// Seconds to keep following the feed after the last send (less when
+    /// the feed ends first).
     #[arg(long, default_value_t = 30)]
     pub settle_s: u64,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Write an SVG histogram of publish->ack (and publish->incident)
+    /// latency here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Connect over TLS, trusting the CA certificates in this PEM file.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) every device presents (needs --ca and
+    /// --client-key); devices then publish under /tenants/<device id>/.
+    #[arg(long, requires_all = ["ca", "client_key"], conflicts_with = "client_cert_dir")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Per-device client certificates: DIR/<id>.crt + DIR/<id>.key, or
+    /// DIR/<id>/cert.pem + DIR/<id>/key.pem (needs --ca).
+    #[arg(long, requires = "ca")]
+    pub client_cert_dir: Option<PathBuf>,
+    /// Local addresses to connect from, round-robin over devices:
+    /// comma-separated, or an IPv4 range like 127.0.0.2-127.0.0.9 (each
+    /// address has its own ~28k ephemeral ports).
+    #[arg(long, value_parser = parse_addrs)]
+    pub source_addrs: Option<Addrs>,
+}
+
+/// A list of local addresses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addrs(pub Vec<IpAddr>);
+
+/// Parses `A,B,C` or an IPv4 range `A-B` (at most 65,536 addresses).
+pub fn parse_addrs(s: &str) -> Result<Addrs, String> {
+    if let Some((a, b)) = s.split_once('-') {
+        let a: Ipv4Addr = a.trim().parse().map_err(|_| format!("bad address {a:?}"))?;
+        let b: Ipv4Addr = b.trim().parse().map_err(|_| format!("bad address {b:?}"))?;
+        let (a, b) = (u32::from(a), u32::from(b));
+        if b < a || b - a >= 65_536 {
+            return Err("want a range A-B with A <= B and at most 65536 addresses".into());
+        }
+        return Ok(Addrs(
+            (a..=b).map(|n| IpAddr::V4(Ipv4Addr::from(n))).collect(),
+        ));
+    }
+    s.split(',')
+        .map(|a| {
+            a.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| format!("bad address {a:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Addrs)
 }
 
 /// `replay` options.
@@ -609,6 +665,23 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         EncodingArg::Bin => Encoding::Binary,
         EncodingArg::Owntracks => Encoding::OwnTracks,
     };
+    let tls = match &w.ca {
+        None => None,
+        Some(ca) => {
+            let identity = match (&w.client_cert, &w.client_key, &w.client_cert_dir) {
+                (Some(c), Some(k), _) => TlsSettings::shared_identity(c, k)?,
+                (_, _, Some(dir)) => ClientIdentity::PerDevice(dir.clone()),
+                _ => ClientIdentity::None,
+            };
+            Some(Arc::new(TlsSettings::new(ca, identity)?))
+        }
+    };
+    // Publications that start a publish -> incident measurement.
+    let marks = match (&expect, &w.feed) {
+        (Some(exp), Some(_)) => trigger_marks(exp),
+        _ => HashMap::new(),
+    };
+    let live = Arc::new(Live::default());
     let cfg = WireConfig {
         hosts: hosts.split(',').map(str::to_string).collect(),
         port,
@@ -620,6 +693,10 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         drain_timeout: Duration::from_secs(w.drain_s),
         expect_acks: encoding != Encoding::OwnTracks,
         storms_at_ms,
+        marks: Arc::new(marks),
+        live: live.clone(),
+        source_addrs: w.source_addrs.clone().map(|a| a.0).unwrap_or_default(),
+        tls,
         ..WireConfig::default()
     };
     // Follow the alert feed from before the first send until the run has
@@ -634,42 +711,54 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
             .await
         })
     });
-    let total = plan.sends.len().max(1);
-    let mut last_shown = 0usize;
+    let bar = crate::progress::bar(mode, plan.sends.len() as u64, w.quiet);
+    let ticker = crate::progress::follow(bar.clone(), live);
     let stats = wire::run(
         plan,
         &cfg,
         async {
             let _ = tokio::signal::ctrl_c().await;
         },
-        |done| {
-            let pct = done * 100 / total;
-            if pct >= last_shown + 5 || done == total {
-                last_shown = pct;
-                eprint!("\r{mode}: {done}/{total} sends ({pct}%)   ");
-                if done == total {
-                    eprintln!();
-                }
-            }
-        },
+        |_| {},
     )
-    .await?;
-    let report = Report::new(mode, target, &stats);
+    .await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let stats = stats?;
+    let mut report = Report::new(mode, target, &stats);
+    let mut ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
+    let mut incident_hist = None;
+    if let (Some(mut follower), Some(exp)) = (follower, expect) {
+        eprintln!("following the alert feed for up to {} s more", w.settle_s);
+        let seen = tokio::select! {
+            r = &mut follower => r,
+            () = tokio::time::sleep(Duration::from_secs(w.settle_s)) => {
+                let _ = stop_feed.send(());
+                follower.await
+            }
+        }
+        .context("feed task")??;
+        let observed: Vec<_> = seen.iter().map(|s| s.incident.clone()).collect();
+        let check = exp.check(&observed);
+        let latency = incident_latency(&exp, &check, &seen, &stats.total.marks);
+        report = report.with_incidents(&check, &latency);
+        eprint!("{}", check.summary());
+        ok &= check.passed();
+        incident_hist = Some(latency);
+    }
     eprint!("{}", report.summary());
     match &w.report {
         Some(path) => std::fs::write(path, report.to_json())
             .with_context(|| format!("writing {}", path.display()))?,
         None => println!("{}", report.to_json()),
     }
-    let mut ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
-    if let (Some(follower), Some(exp)) = (follower, expect) {
-        eprintln!("following the alert feed for {} s more", w.settle_s);
-        tokio::time::sleep(Duration::from_secs(w.settle_s)).await;
-        let _ = stop_feed.send(());
-        let observed = follower.await.context("feed task")??;
-        let check = exp.check(&observed);
-        eprint!("{}", check.summary());
-        ok &= check.passed();
+    if let Some(path) = &w.plot {
+        let mut series = vec![("publish -> ack", &stats.total.ack_latency_us)];
+        if let Some(h) = &incident_hist {
+            series.push(("publish -> incident", h));
+        }
+        std::fs::write(path, crate::plot::latency_svg(&series))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS

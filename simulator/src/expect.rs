@@ -93,6 +93,16 @@ pub struct ExpectedIncident {
     /// Latest acceptable incident start, epoch ms.
     #[serde(with = "time_field")]
     pub not_after: i64,
+    /// Device time of the message that, by the scenario, triggers the
+    /// incident (the first fix outside, the tamper event, ...), epoch ms;
+    /// publish → incident latency is measured from its publication. Absent
+    /// when no single message triggers it (lost contact).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_time_field"
+    )]
+    pub trigger_at: Option<i64>,
 }
 
 /// An incident seen on the alert feed.
@@ -175,6 +185,7 @@ impl Expectations {
         let mut used = vec![false; observed.len()];
         let mut matched = Vec::new();
         let mut missing = Vec::new();
+        let mut pairs = Vec::new();
         for exp in &self.incidents {
             let hit = observed.iter().enumerate().position(|(i, o)| {
                 !used[i]
@@ -185,6 +196,7 @@ impl Expectations {
             match hit {
                 Some(i) => {
                     used[i] = true;
+                    pairs.push((matched.len() + missing.len(), i));
                     matched.push((exp.clone(), observed[i].clone()));
                 }
                 None => missing.push(exp.clone()),
@@ -200,6 +212,7 @@ impl Expectations {
             matched,
             missing,
             unexpected,
+            pairs,
         }
     }
 }
@@ -260,6 +273,9 @@ pub struct CheckReport {
     pub missing: Vec<ExpectedIncident>,
     /// Seen, not expected: false alerts (or real ones out of their window).
     pub unexpected: Vec<ObservedIncident>,
+    /// For each match: index of the expected incident in
+    /// [`Expectations::incidents`] and of the observed one in the input.
+    pub pairs: Vec<(usize, usize)>,
 }
 
 impl CheckReport {
@@ -319,6 +335,22 @@ mod time_field {
     }
 }
 
+/// Optional times, same rules as [`time_field`].
+mod opt_time_field {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => time_field::serialize(ms, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        time_field::deserialize(d).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +363,7 @@ mod tests {
             scenario: None,
             not_before: from,
             not_after: to,
+            trigger_at: None,
         }
     }
 
@@ -356,6 +389,7 @@ mod tests {
         let ok = e.check(&[obs("S2", "tamper", 150), obs("S1", "zone_exit", 200)]);
         assert!(ok.passed(), "{}", ok.summary());
         assert_eq!(ok.matched.len(), 2);
+        assert_eq!(ok.pairs, vec![(0, 1), (1, 0)]);
 
         // Second exit of S1 is a false alert; S2's tamper is out of window.
         let bad = e.check(&[
@@ -366,6 +400,7 @@ mod tests {
         assert!(!bad.passed());
         assert_eq!(bad.missing.len(), 1);
         assert_eq!(bad.missing[0].subject, "S2");
+        assert_eq!(bad.pairs, vec![(0, 0)]);
         assert_eq!(bad.unexpected.len(), 2);
         assert!(
             bad.summary().contains("unexpected S1 zone_exit"),
@@ -403,10 +438,17 @@ mod tests {
         assert!(text.contains("\"curfew_breach\"") && text.contains("1970-01-01T00:01:01.000Z"));
         assert_eq!(Expectations::parse(&text).unwrap(), e);
         let hand = r#"{"version":1,"incidents":[{"subject":"S","device":"d","kind":"tamper","not_before":0,"not_after":"1970-01-01T00:00:01Z"}]}"#;
-        assert_eq!(
-            Expectations::parse(hand).unwrap().incidents[0].not_after,
-            1000
+        let parsed = Expectations::parse(hand).unwrap();
+        assert_eq!(parsed.incidents[0].not_after, 1000);
+        assert_eq!(parsed.incidents[0].trigger_at, None);
+        let mut with_trigger = e.clone();
+        with_trigger.incidents[0].trigger_at = Some(2_000);
+        let text = with_trigger.to_json();
+        assert!(
+            text.contains(r#""trigger_at": "1970-01-01T00:00:02.000Z""#),
+            "{text}"
         );
+        assert_eq!(Expectations::parse(&text).unwrap(), with_trigger);
         assert_eq!(
             Expectations::parse(r#"{"version":2,"incidents":[]}"#)
                 .unwrap_err()

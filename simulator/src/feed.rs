@@ -12,8 +12,18 @@ use std::future::Future;
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::expect::{ObservedIncident, parse_observed};
+
+/// An incident as it arrived on the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    /// What the feed said.
+    pub incident: ObservedIncident,
+    /// When its frame was read, for publish → incident latency.
+    pub arrived: Instant,
+}
 
 /// The feed could not be followed.
 #[derive(Debug, Error)]
@@ -70,12 +80,12 @@ fn split_url(url: &str) -> Result<(String, String, String), FeedError> {
 }
 
 /// Follows the feed at `url` until `stop` completes (or the server closes),
-/// returning the incidents opened meanwhile.
+/// returning the incidents opened meanwhile with their arrival times.
 pub async fn follow(
     url: &str,
     token: Option<&str>,
     stop: impl Future<Output = ()>,
-) -> Result<Vec<ObservedIncident>, FeedError> {
+) -> Result<Vec<Seen>, FeedError> {
     let (addr, host, path) = split_url(url)?;
     let mut stream = TcpStream::connect(&addr).await.map_err(io)?;
     let auth = token
@@ -120,8 +130,15 @@ pub async fn follow(
         body.push_str(&piece);
         // Hand over complete lines; keep a partial last line for later.
         if let Some(end) = body.rfind('\n') {
+            let arrived = Instant::now();
             let complete: String = body.drain(..=end).collect();
-            out.extend(parse_observed(&complete).map_err(|e| FeedError::Frame(e.to_string()))?);
+            let incidents =
+                parse_observed(&complete).map_err(|e| FeedError::Frame(e.to_string()))?;
+            out.extend(
+                incidents
+                    .into_iter()
+                    .map(|incident| Seen { incident, arrived }),
+            );
         }
     }
     Ok(out)

@@ -12,6 +12,8 @@ pub mod fleet;
 pub mod geo;
 pub mod load;
 pub mod plan;
+pub mod plot;
+pub mod progress;
 pub mod schedule;
 pub mod trace;
 pub mod wire;

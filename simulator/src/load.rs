@@ -1,14 +1,20 @@
 //! Load generation: a plan that holds a target fix rate across many devices
 //! with ramp-up, hold and ramp-down, and the report of what was achieved.
 
+use std::collections::{BTreeSet, HashMap};
+
+use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::expect::{CheckReport, Expectations};
+use crate::feed::Seen;
 use crate::geo::LatLon;
 use crate::plan::{Plan, Send, fix};
 use crate::trace::PositionSource;
-use crate::wire::{Percentiles, RunStats};
+use crate::wire::stats::new_histogram;
+use crate::wire::{Mark, Percentiles, RunStats};
 
 /// Shape of a load run.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +35,8 @@ pub struct LoadProfile {
     pub radius_m: f64,
     /// Seed for positions and device order.
     pub seed: u64,
-    /// Device id prefix (`<prefix>-000001`, ...).
+    /// Device id prefix (`<prefix>000001`, ...: letters and digits only, so
+    /// the ids are valid TLS tenants when the prefix is).
     pub prefix: String,
 }
 
@@ -56,7 +63,7 @@ impl LoadProfile {
 
     /// Device id of device `i`.
     pub fn device_id(&self, i: usize) -> String {
-        format!("{}-{:06}", self.prefix, i + 1)
+        format!("{}{:06}", self.prefix, i + 1)
     }
 
     /// The plan, starting at `start_ms` (pass "now"): each second's fixes
@@ -129,6 +136,12 @@ pub struct Report {
     pub skipped: u64,
     /// Publish → ack latency.
     pub ack_latency: Percentiles,
+    /// Publish → incident latency of scripted breaches: from the first
+    /// publication of the triggering message to the incident's arrival on
+    /// the alert feed (only with `--feed`).
+    pub incident_latency: Option<Percentiles>,
+    /// Incidents compared with the expectations (only with `--feed`).
+    pub incidents: Option<IncidentCounts>,
     /// Dispatch phase, seconds.
     pub dispatch_s: f64,
     /// Whole run including drain, seconds.
@@ -162,10 +175,24 @@ impl Report {
             bad_downlinks: t.bad_downlinks,
             skipped: t.skipped,
             ack_latency: Percentiles::of(&t.ack_latency_us),
+            incident_latency: None,
+            incidents: None,
             dispatch_s,
             elapsed_s: r.elapsed.as_secs_f64(),
             interrupted: r.interrupted,
         }
+    }
+
+    /// Adds the alert-feed outcome: counts and publish → incident latency.
+    pub fn with_incidents(mut self, check: &CheckReport, latency_us: &Histogram<u64>) -> Self {
+        self.incidents = Some(IncidentCounts {
+            expected: (check.matched.len() + check.missing.len()) as u64,
+            matched: check.matched.len() as u64,
+            missing: check.missing.len() as u64,
+            unexpected: check.unexpected.len() as u64,
+        });
+        self.incident_latency = Some(Percentiles::of(latency_us));
+        self
     }
 
     /// Pretty JSON.
@@ -185,7 +212,7 @@ impl Report {
              rate:      {rate:.1} fixes/s{target}\n\
              acks:      {acked} acked, {unacked} unacked at end, {resent} resent\n\
              latency:   publish->ack p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({n} samples)\n\
-             problems:  {errors} errors, {reconnects} reconnects, {ce} failed connects, {bd} bad downlinks, {sk} skipped{int}\n",
+             problems:  {errors} errors, {reconnects} reconnects, {ce} failed connects, {bd} bad downlinks, {sk} skipped{int}\n{incidents}",
             mode = self.mode,
             devices = self.devices,
             published = self.published,
@@ -210,8 +237,82 @@ impl Report {
             } else {
                 ""
             },
+            incidents = self.incident_lines(),
         )
     }
+
+    fn incident_lines(&self) -> String {
+        let mut s = String::new();
+        if let Some(c) = &self.incidents {
+            s += &format!(
+                "incidents: {} expected, {} matched, {} missing, {} unexpected\n",
+                c.expected, c.matched, c.missing, c.unexpected
+            );
+        }
+        if let Some(l) = &self.incident_latency {
+            s += &format!(
+                "latency:   publish->incident p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)\n",
+                l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.count
+            );
+        }
+        s
+    }
+}
+
+/// Incidents seen on the feed against the expectations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IncidentCounts {
+    /// Incidents the run had to produce.
+    pub expected: u64,
+    /// Of those, seen in their window.
+    pub matched: u64,
+    /// Of those, not seen.
+    pub missing: u64,
+    /// Seen but not expected (false alerts).
+    pub unexpected: u64,
+}
+
+/// The messages whose publication starts a publish → incident measurement:
+/// every expected incident's device and triggering time.
+pub fn trigger_marks(exp: &Expectations) -> HashMap<String, BTreeSet<i64>> {
+    let mut out: HashMap<String, BTreeSet<i64>> = HashMap::new();
+    for e in &exp.incidents {
+        if let Some(t) = e.trigger_at {
+            out.entry(e.device.clone()).or_default().insert(t);
+        }
+    }
+    out
+}
+
+/// Publish → incident latency, microseconds, of every matched incident
+/// whose triggering message was published: from that publication to the
+/// arrival of the incident on the feed. `check` must come from
+/// `exp.check` over the incidents of `seen`, in order.
+pub fn incident_latency(
+    exp: &Expectations,
+    check: &CheckReport,
+    seen: &[Seen],
+    marks: &[Mark],
+) -> Histogram<u64> {
+    let mut h = new_histogram();
+    for &(e, o) in &check.pairs {
+        let (Some(expected), Some(seen)) = (exp.incidents.get(e), seen.get(o)) else {
+            continue;
+        };
+        let Some(trigger) = expected.trigger_at else {
+            continue;
+        };
+        let published = marks
+            .iter()
+            .filter(|m| m.device == expected.device && m.time_ms == trigger)
+            .map(|m| m.published)
+            .min();
+        if let Some(p) = published {
+            let us = seen.arrived.saturating_duration_since(p).as_micros() as u64;
+            let _ = h.record(us.clamp(1, 3_600_000_000));
+        }
+    }
+    h
 }
 
 #[cfg(test)]

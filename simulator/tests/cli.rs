@@ -354,10 +354,13 @@ async fn feed_follower_reads_chunked_sse() {
     assert!(req.starts_with("GET /api/feed HTTP/1.1"), "{req}");
     assert_eq!(seen.len(), 1);
     assert_eq!(
-        (seen[0].subject.as_str(), seen[0].kind.as_str()),
+        (
+            seen[0].incident.subject.as_str(),
+            seen[0].incident.kind.as_str()
+        ),
         ("S0007", "tamper")
     );
-    assert_eq!(seen[0].at_ms, 1_767_589_200_000);
+    assert_eq!(seen[0].incident.at_ms, 1_767_589_200_000);
 
     let refused = geoward_simulator::feed::follow(
         &format!("http://127.0.0.1:{port}/x"),

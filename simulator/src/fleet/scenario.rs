@@ -246,30 +246,32 @@ pub(super) fn expected(
             .ok_or_else(|| fail("the run ends before the violation shows in a fix"))
     };
     let local_minute = |t: i64| ((t + cfg.utc_offset_ms).rem_euclid(DAY_MS) / MINUTE_MS) as u32;
-    let (not_before, not_after) = match spec.kind {
+    // (window start, window end, triggering message's device time)
+    let (not_before, not_after, trigger) = match spec.kind {
         ScenarioKind::LeaveAndStay | ScenarioKind::BriefExcursion => {
             let t = first_fix(&|t| !ctx.area.contains(bracelet.at(t)))?;
-            (s.start_ms, t + cfg.tolerance_ms)
+            (s.start_ms, t + cfg.tolerance_ms, Some(t))
         }
         ScenarioKind::CurfewBreach => {
             let t = first_fix(&|t| {
                 cfg.curfew.covers(local_minute(t))
                     && bracelet.at(t).distance_m(ctx.home) > cfg.curfew.radius_m
             })?;
-            (s.start_ms, t + cfg.tolerance_ms)
+            (s.start_ms, t + cfg.tolerance_ms, Some(t))
         }
         ScenarioKind::ExclusionEntry => {
             let c = s.exclusion.ok_or_else(|| fail("no exclusion zone"))?;
             let centre = LatLon::new(c.lat, c.lon);
             let t = first_fix(&|t| bracelet.at(t).distance_m(centre) <= c.radius_m)?;
-            (s.start_ms, t + cfg.tolerance_ms)
+            (s.start_ms, t + cfg.tolerance_ms, Some(t))
         }
         ScenarioKind::PhoneLeftAtHome => {
             let t = first_fix(&|t| bracelet.at(t).distance_m(phone.at(t)) > cfg.separation_m)?;
-            (s.start_ms, t + cfg.tolerance_ms)
+            (s.start_ms, t + cfg.tolerance_ms, Some(t))
         }
+        // The event itself (strap_opened, power_off) triggers it.
         ScenarioKind::StrapCut | ScenarioKind::PowerOff => {
-            (s.start_ms, s.start_ms + cfg.tolerance_ms)
+            (s.start_ms, s.start_ms + cfg.tolerance_ms, Some(s.start_ms))
         }
         ScenarioKind::GoesSilent => {
             let last = sends
@@ -278,18 +280,26 @@ pub(super) fn expected(
                 .filter(|&t| t < s.start_ms)
                 .max()
                 .unwrap_or(cfg.start_ms);
-            (last, last + cfg.silence_max_ms)
+            // Triggered by silence, not by a message.
+            (last, last + cfg.silence_max_ms, None)
         }
     };
-    let incident = |kind: IncidentKind, not_before: i64, not_after: i64| ExpectedIncident {
-        subject: ctx.subject.to_string(),
-        device: format!("{}-b", ctx.subject),
-        kind,
-        scenario: Some(spec.kind.name().to_string()),
+    let incident =
+        |kind: IncidentKind, not_before: i64, not_after: i64, trigger_at| ExpectedIncident {
+            subject: ctx.subject.to_string(),
+            device: format!("{}-b", ctx.subject),
+            kind,
+            scenario: Some(spec.kind.name().to_string()),
+            not_before,
+            not_after,
+            trigger_at,
+        };
+    let mut out = vec![incident(
+        spec.kind.incident(),
         not_before,
         not_after,
-    };
-    let mut out = vec![incident(spec.kind.incident(), not_before, not_after)];
+        trigger,
+    )];
     if spec.kind != ScenarioKind::CurfewBreach {
         let away_at_night = fix_times.iter().copied().find(|&t| {
             t >= s.start_ms
@@ -302,6 +312,7 @@ pub(super) fn expected(
                 IncidentKind::CurfewBreach,
                 s.start_ms,
                 t + cfg.tolerance_ms,
+                Some(t),
             ));
         }
     }

@@ -6,22 +6,25 @@
 //! covers its seq, and the whole buffer is published again on every
 //! (re)connect, oldest first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use geoward_proto::{
-    DecodeOptions, DeviceId, Downlink, Encoding, Protection, Topic, Uplink, encode_uplink,
+    DecodeOptions, DeviceId, Downlink, Encoding, Protection, TenantId, Topic, Uplink, encode_uplink,
 };
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::stats::Stats;
+use super::relay::{Relay, Upstream};
+use super::stats::{Live, Mark, Stats};
 use super::{Input, WireConfig, WireError};
-use crate::plan::{Send, fix_count};
+use crate::plan::{Send, fix_count, message_time_ms};
 
 /// Connection state as the poll task sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,24 +61,69 @@ struct Pending {
     produced: Instant,
     /// Whether it went out at least once (a later publication is a resend).
     sent: bool,
+    /// Watched device times it carries (usually none).
+    marks: Vec<i64>,
 }
 
+/// Starts device number `index` (which picks its source address).
 pub(super) fn spawn(
     device: &str,
+    index: usize,
     host: String,
     cfg: &WireConfig,
+    relay: Option<&Relay>,
     rx: mpsc::Receiver<Input>,
 ) -> Result<JoinHandle<Stats>, WireError> {
-    let id = DeviceId::new(device).map_err(|e| WireError::BadDevice {
+    let bad = |message: String| WireError::BadDevice {
         device: device.to_string(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let id = DeviceId::new(device).map_err(|e| bad(e.to_string()))?;
+    let tls = match &cfg.tls {
+        Some(t) => Some(t.client_config(device).map_err(|source| WireError::Tls {
+            device: device.to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    // With a client certificate the broker confines the device to its
+    // tenant prefix, the device id.
+    let tenant = match &cfg.tls {
+        Some(t) if t.has_client_identity() => Some(
+            TenantId::new(device).map_err(|e| bad(format!("not usable as a TLS tenant: {e}")))?,
+        ),
+        _ => None,
+    };
     let secret = cfg
         .secrets
         .get(device)
         .cloned()
         .unwrap_or_else(|| cfg.default_secret.clone());
-    let mut opts = MqttOptions::new(device, host, cfg.port);
+    let mut relay_task = None;
+    let mut opts = match (relay, cfg.source_addrs.is_empty()) {
+        (Some(relay), false) => {
+            let up = Upstream {
+                source: cfg.source_addrs[index % cfg.source_addrs.len()],
+                host,
+                port: cfg.port,
+                tls,
+            };
+            let (path, task) = relay
+                .listen(index, up)
+                .map_err(|e| WireError::Relay(e.to_string()))?;
+            relay_task = Some(task);
+            let mut o = MqttOptions::new(device, path.display().to_string(), 0);
+            o.set_transport(Transport::Unix);
+            o
+        }
+        _ => {
+            let mut o = MqttOptions::new(device, host, cfg.port);
+            if let Some(tls) = tls {
+                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+            }
+            o
+        }
+    };
     opts.set_credentials(device, secret.clone());
     opts.set_keep_alive(cfg.keep_alive);
     opts.set_clean_session(true);
@@ -102,6 +150,7 @@ pub(super) fn spawn(
             pubacks: puback_tx,
         },
         counters,
+        cfg.live.clone(),
         cfg.reconnect_backoff,
     ));
     let task = Device {
@@ -118,10 +167,16 @@ pub(super) fn spawn(
         generation: 0,
         mqtt_sent: 0,
         nonce: 0,
+        tenant,
+        watch: cfg.marks.get(device).cloned().unwrap_or_default(),
+        live: cfg.live.clone(),
     };
     Ok(tokio::spawn(async move {
         let stats = task.run(rx, link).await;
         poller.abort();
+        if let Some(t) = relay_task {
+            t.abort();
+        }
         stats
     }))
 }
@@ -134,7 +189,13 @@ struct Senders {
 }
 
 /// Drives the event loop; rumqttc reconnects when polled after an error.
-async fn poll(mut eventloop: EventLoop, tx: Senders, counters: Arc<Counters>, backoff: Duration) {
+async fn poll(
+    mut eventloop: EventLoop,
+    tx: Senders,
+    counters: Arc<Counters>,
+    live: Arc<Live>,
+    backoff: Duration,
+) {
     let Senders {
         conn,
         acked,
@@ -170,6 +231,7 @@ async fn poll(mut eventloop: EventLoop, tx: Senders, counters: Arc<Counters>, ba
                     conn.send_modify(|c| c.up = false);
                 } else {
                     counters.connect_errors.fetch_add(1, Ordering::Relaxed);
+                    Live::add(&live.connect_errors, 1);
                 }
                 if conn.is_closed() {
                     return;
@@ -198,12 +260,21 @@ struct Device {
     /// QoS 1 publications handed to the client (each earns a PUBACK).
     mqtt_sent: u64,
     nonce: u64,
+    /// Tenant prefix of the topics (TLS with a client certificate).
+    tenant: Option<TenantId>,
+    /// Device times whose first publication is recorded.
+    watch: BTreeSet<i64>,
+    live: Arc<Live>,
 }
 
 impl Device {
     async fn run(mut self, mut rx: mpsc::Receiver<Input>, mut link: Link) -> Stats {
-        let topic = Topic::uplink(self.id.clone(), self.encoding).to_string();
-        let down = Topic::downlink(self.id.clone()).to_string();
+        let with_tenant = |t: Topic| match &self.tenant {
+            Some(tenant) => t.with_tenant(tenant.clone()),
+            None => t,
+        };
+        let topic = with_tenant(Topic::uplink(self.id.clone(), self.encoding)).to_string();
+        let down = with_tenant(Topic::downlink(self.id.clone())).to_string();
         let mut inputs_open = true;
         let mut drain_deadline: Option<Instant> = None;
         loop {
@@ -221,7 +292,7 @@ impl Device {
                     }
                     Some(Input::Drop) => {
                         if self.client.disconnect().await.is_err() {
-                            self.stats.errors += 1;
+                            self.error();
                         }
                     }
                     None => {
@@ -237,6 +308,7 @@ impl Device {
                     if c.up && c.generation != self.generation {
                         if self.generation != 0 {
                             self.stats.reconnects += 1;
+                            Live::add(&self.live.reconnects, 1);
                         }
                         self.generation = c.generation;
                         // A clean session forgets subscriptions; subscribing
@@ -276,6 +348,30 @@ impl Device {
         self.stats
     }
 
+    fn error(&mut self) {
+        self.stats.errors += 1;
+        Live::add(&self.live.errors, 1);
+    }
+
+    /// Watched device times `message` carries.
+    fn watched(&self, message: &Uplink) -> Vec<i64> {
+        if self.watch.is_empty() {
+            return Vec::new();
+        }
+        match message {
+            Uplink::Batch(b) => b
+                .fixes
+                .iter()
+                .map(|f| f.time.0)
+                .filter(|t| self.watch.contains(t))
+                .collect(),
+            m => Some(message_time_ms(m))
+                .filter(|t| self.watch.contains(t))
+                .into_iter()
+                .collect(),
+        }
+    }
+
     fn encode(&mut self, message: &Uplink) -> Option<Vec<u8>> {
         let secret = self.secret.as_bytes();
         let protection = match (self.protect, self.encoding) {
@@ -298,11 +394,15 @@ impl Device {
             return;
         }
         let Some(payload) = self.encode(&send.message) else {
-            self.stats.errors += 1;
+            self.error();
             return;
         };
+        let fixes = fix_count(&send.message) as u64;
         self.stats.published += 1;
-        self.stats.fixes += fix_count(&send.message) as u64;
+        self.stats.fixes += fixes;
+        Live::add(&self.live.published, 1);
+        Live::add(&self.live.fixes, fixes);
+        let marks = self.watched(&send.message);
         let key = (send.max_seq(), self.next_key);
         self.next_key += 1;
         self.buffer.insert(
@@ -311,6 +411,7 @@ impl Device {
                 payload,
                 produced: Instant::now(),
                 sent: false,
+                marks,
             },
         );
         if up {
@@ -325,6 +426,14 @@ impl Device {
         let payload = p.payload.clone();
         if std::mem::replace(&mut p.sent, true) {
             self.stats.resent += 1;
+        } else if !p.marks.is_empty() {
+            let now = Instant::now();
+            let device = self.id.as_str();
+            self.stats.marks.extend(p.marks.iter().map(|&time_ms| Mark {
+                device: device.to_string(),
+                time_ms,
+                published: now,
+            }));
         }
         if !self.expect_acks {
             // No acks will come (OwnTracks): sent is done.
@@ -336,7 +445,7 @@ impl Device {
             .await
         {
             Ok(()) => self.mqtt_sent += 1,
-            Err(_) => self.stats.errors += 1,
+            Err(_) => self.error(),
         }
     }
 
@@ -356,6 +465,7 @@ impl Device {
             let us = now.duration_since(p.produced).as_micros().max(1) as u64;
             let _ = self.stats.ack_latency_us.record(us.min(3_600_000_000));
             self.stats.acked += 1;
+            Live::add(&self.live.acked, 1);
         }
     }
 }

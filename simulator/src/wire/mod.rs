@@ -11,10 +11,14 @@
 //! (backpressure, never a drop).
 
 mod device;
+mod relay;
 pub mod stats;
+pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use geoward_proto::Encoding;
@@ -25,15 +29,23 @@ use tokio::time::Instant;
 use crate::plan::Plan;
 use crate::schedule::Pacing;
 
-pub use stats::{Percentiles, Stats};
+pub use stats::{Live, LiveSnapshot, Mark, Percentiles, Stats};
+pub use tls::{ClientIdentity, TlsError, TlsSettings};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub struct WireConfig {
     /// Broker hosts; devices are spread over them round-robin. Several
     /// loopback addresses (127.0.0.1, 127.0.0.2, ...) lift the ephemeral-port
-    /// limit per destination for runs with tens of thousands of connections.
+    /// limit per destination for runs with tens of thousands of connections
+    /// (when the broker listens on all of them; otherwise see
+    /// `source_addrs`).
     pub hosts: Vec<String>,
+    /// Local addresses to connect from, round-robin over devices (through
+    /// the relay, see `relay.rs`); empty: the system's choice, directly.
+    pub source_addrs: Vec<IpAddr>,
+    /// TLS towards the broker; `None`: plain TCP.
+    pub tls: Option<Arc<TlsSettings>>,
     /// Broker port.
     pub port: u16,
     /// Payload encoding.
@@ -60,6 +72,12 @@ pub struct WireConfig {
     /// Reconnect storms: at these plan times every connected device drops
     /// its connection at once (MQTT DISCONNECT) and reconnects.
     pub storms_at_ms: Vec<i64>,
+    /// Messages whose first publication time is recorded in
+    /// [`Stats::marks`]: device → device times (of a fix, event or
+    /// heartbeat; for a batch, of a fix in it).
+    pub marks: Arc<HashMap<String, BTreeSet<i64>>>,
+    /// Counters for progress display while the run goes on.
+    pub live: Arc<Live>,
 }
 
 impl Default for WireConfig {
@@ -78,6 +96,10 @@ impl Default for WireConfig {
             keep_alive: Duration::from_secs(30),
             device_queue: 256,
             storms_at_ms: Vec::new(),
+            marks: Arc::default(),
+            live: Arc::default(),
+            source_addrs: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -96,6 +118,18 @@ pub enum WireError {
     /// No broker host configured.
     #[error("no broker host given")]
     NoHost,
+    /// A device's TLS configuration could not be built.
+    #[error("tls for device {device:?}: {source}")]
+    Tls {
+        /// The device.
+        device: String,
+        /// What failed.
+        #[source]
+        source: TlsError,
+    },
+    /// The source-address relay could not start.
+    #[error("source address relay: {0}")]
+    Relay(String),
 }
 
 impl WireError {
@@ -104,6 +138,8 @@ impl WireError {
         match self {
             Self::BadDevice { .. } => "bad_device",
             Self::NoHost => "no_host",
+            Self::Tls { .. } => "tls",
+            Self::Relay(_) => "relay",
         }
     }
 }
@@ -152,6 +188,11 @@ pub async fn run(
     let started = Instant::now();
     let start_ms = plan.start_ms().unwrap_or(0);
     let mut interrupted = false;
+    let relay = if cfg.source_addrs.is_empty() {
+        None
+    } else {
+        Some(relay::Relay::new().map_err(|e| WireError::Relay(e.to_string()))?)
+    };
     tokio::pin!(shutdown);
     for (i, send) in plan.sends.iter().enumerate() {
         if let Some(after) = cfg.pacing.due_after(start_ms, send.at_ms) {
@@ -171,7 +212,7 @@ pub async fn run(
                 let n = devices.len();
                 let host = cfg.hosts[n % cfg.hosts.len()].clone();
                 let (tx, rx) = mpsc::channel(cfg.device_queue.max(1));
-                let task = device::spawn(&send.device, host, cfg, rx)?;
+                let task = device::spawn(&send.device, n, host, cfg, relay.as_ref(), rx)?;
                 tasks.push(task);
                 devices.insert(send.device.clone(), tx.clone());
                 tx
@@ -181,6 +222,7 @@ pub async fn run(
             r = tx.send(Input::Send(send.clone())) => { let _ = r; }
             () = &mut shutdown => { interrupted = true; break; }
         }
+        Live::add(&cfg.live.dispatched, 1);
         if i % 256 == 255 {
             progress(i + 1);
         }
@@ -196,6 +238,7 @@ pub async fn run(
             total.merge(&s);
         }
     }
+    drop(relay);
     Ok(RunStats {
         total,
         devices: count,

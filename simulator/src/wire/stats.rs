@@ -1,8 +1,11 @@
 //! What a run measured: counters and latency histograms, mergeable across
 //! device tasks so no lock sits on the publish path.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use tokio::time::Instant;
 
 /// Microsecond histogram up to one hour, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
@@ -36,6 +39,21 @@ pub struct Stats {
     /// Produce → ack latency, microseconds: from the moment the device had
     /// the message (published at once when connected) to the ack covering it.
     pub ack_latency_us: Histogram<u64>,
+    /// First publication of the watched messages (see
+    /// [`super::WireConfig::marks`]), for publish → incident latency.
+    pub marks: Vec<Mark>,
+}
+
+/// When a watched message (one that by the scenario triggers an incident)
+/// was first published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// Device that published it.
+    pub device: String,
+    /// Device time of the watched message (a batch: of the watched fix).
+    pub time_ms: i64,
+    /// Wall time of its first publication.
+    pub published: Instant,
 }
 
 impl Default for Stats {
@@ -52,6 +70,7 @@ impl Default for Stats {
             connect_errors: 0,
             bad_downlinks: 0,
             ack_latency_us: new_histogram(),
+            marks: Vec::new(),
         }
     }
 }
@@ -71,6 +90,7 @@ impl Stats {
         self.bad_downlinks += o.bad_downlinks;
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.ack_latency_us.add(&o.ack_latency_us);
+        self.marks.extend(o.marks.iter().cloned());
     }
 }
 
@@ -99,6 +119,67 @@ impl Percentiles {
             p95_ms: ms(h.value_at_quantile(0.95)),
             p99_ms: ms(h.value_at_quantile(0.99)),
             max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// Counters the device tasks bump as they go, for progress bars: relaxed
+/// atomics, read while the run is under way (the final numbers come from
+/// [`Stats`]).
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Sends handed to device tasks.
+    pub dispatched: AtomicU64,
+    /// Messages produced (published once connected).
+    pub published: AtomicU64,
+    /// Fixes in them.
+    pub fixes: AtomicU64,
+    /// Messages released by acks.
+    pub acked: AtomicU64,
+    /// Publish and encode errors.
+    pub errors: AtomicU64,
+    /// Reconnections.
+    pub reconnects: AtomicU64,
+    /// Failed connection attempts.
+    pub connect_errors: AtomicU64,
+}
+
+/// A reading of [`Live`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveSnapshot {
+    /// Sends handed to device tasks.
+    pub dispatched: u64,
+    /// Messages produced.
+    pub published: u64,
+    /// Fixes in them.
+    pub fixes: u64,
+    /// Messages released by acks.
+    pub acked: u64,
+    /// Publish and encode errors.
+    pub errors: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+}
+
+impl Live {
+    /// Adds `n` to a counter.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Current values.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        LiveSnapshot {
+            dispatched: r(&self.dispatched),
+            published: r(&self.published),
+            fixes: r(&self.fixes),
+            acked: r(&self.acked),
+            errors: r(&self.errors),
+            reconnects: r(&self.reconnects),
+            connect_errors: r(&self.connect_errors),
         }
     }
 }
