@@ -31,11 +31,56 @@ fn free_port() -> u16 {
 
 /// Starts rumqttd on a free port with password auth for `users`.
 async fn broker(users: &[(&str, &str)]) -> SocketAddr {
+    broker_with_tls(users, None).await.0
+}
+
+/// Server certificate, key and client CA (PEM files) for a TLS listener.
+struct ServerTls {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca: std::path::PathBuf,
+}
+
+/// Starts rumqttd with a plain listener and, given `tls`, a TLS listener
+/// that requires client certificates (the workspace's rumqttd features:
+/// verify-client-cert, validate-tenant-prefix). Returns both addresses.
+async fn broker_with_tls(
+    users: &[(&str, &str)],
+    tls: Option<&ServerTls>,
+) -> (SocketAddr, Option<SocketAddr>) {
     let port = free_port();
     let auth: HashMap<String, String> = users
         .iter()
         .map(|(u, p)| (u.to_string(), p.to_string()))
         .collect();
+    let connections = serde_json::json!({
+        "connection_timeout_ms": 5000,
+        "max_payload_size": 262_144,
+        "max_inflight_count": 200,
+        "auth": auth,
+        "dynamic_filters": true
+    });
+    let mut v4 = serde_json::json!({ "1": {
+        "name": "v4-1",
+        "listen": format!("127.0.0.1:{port}"),
+        "next_connection_delay_ms": 1,
+        "connections": connections.clone()
+    }});
+    let tls_port = tls.map(|t| {
+        let tls_port = free_port();
+        v4["2"] = serde_json::json!({
+            "name": "v4-tls",
+            "listen": format!("127.0.0.1:{tls_port}"),
+            "next_connection_delay_ms": 1,
+            "tls": {
+                "certpath": t.cert.display().to_string(),
+                "keypath": t.key.display().to_string(),
+                "capath": t.ca.display().to_string()
+            },
+            "connections": connections
+        });
+        tls_port
+    });
     let config: rumqttd::Config = serde_json::from_value(serde_json::json!({
         "id": 0,
         "router": {
@@ -44,18 +89,7 @@ async fn broker(users: &[(&str, &str)]) -> SocketAddr {
             "max_segment_size": 10_485_760,
             "max_segment_count": 10
         },
-        "v4": { "1": {
-            "name": "v4-1",
-            "listen": format!("127.0.0.1:{port}"),
-            "next_connection_delay_ms": 1,
-            "connections": {
-                "connection_timeout_ms": 5000,
-                "max_payload_size": 262_144,
-                "max_inflight_count": 200,
-                "auth": auth,
-                "dynamic_filters": true
-            }
-        }}
+        "v4": v4
     }))
     .expect("broker config");
     std::thread::spawn(move || {
@@ -63,27 +97,34 @@ async fn broker(users: &[(&str, &str)]) -> SocketAddr {
         let _ = b.start();
     });
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let tls_addr = tls_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
     let until = Instant::now() + DEADLINE;
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < until, "broker did not start");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    for a in std::iter::once(addr).chain(tls_addr) {
+        while TcpStream::connect(a).await.is_err() {
+            assert!(Instant::now() < until, "broker did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
-    addr
+    (addr, tls_addr)
 }
 
 /// A TCP proxy whose live connections can be cut, to force reconnects.
 struct Proxy {
     port: u16,
     cut: watch::Sender<u64>,
+    /// Source addresses of accepted connections.
+    peers: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 async fn proxy(upstream: SocketAddr) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
     let port = listener.local_addr().expect("proxy addr").port();
     let (cut, rx) = watch::channel(0u64);
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let seen = peers.clone();
     tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
+        while let Ok((mut inbound, peer)) = listener.accept().await {
+            seen.lock().expect("peers").push(peer);
             let mut rx = rx.clone();
             rx.borrow_and_update();
             tokio::spawn(async move {
@@ -97,7 +138,7 @@ async fn proxy(upstream: SocketAddr) -> Proxy {
             });
         }
     });
-    Proxy { port, cut }
+    Proxy { port, cut, peers }
 }
 
 /// The fake service: decodes every uplink with geoward-proto and acks the
@@ -110,6 +151,10 @@ struct AckerState {
     authenticated: usize,
     /// Decode rejections, by reason.
     rejected: Vec<&'static str>,
+    /// Gets every decoded uplink, before its ack (a fake service's alerting).
+    tap: Option<tokio::sync::mpsc::UnboundedSender<(String, geoward_proto::Uplink)>>,
+    /// Tenant prefixes the uplinks came under.
+    tenants: BTreeSet<String>,
 }
 
 /// Device secrets for payload authentication.
@@ -144,6 +189,10 @@ async fn acker_with(addr: SocketAddr, keys: Keys, require_auth: bool) -> Arc<Mut
         .subscribe("owntracks/+/+", QoS::AtLeastOnce)
         .await
         .expect("subscribe");
+    client
+        .subscribe("/tenants/+/geoward/v1/dev/+/up/+", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
     let opts = DecodeOptions {
         require_authenticated: require_auth,
         ..DecodeOptions::default()
@@ -152,10 +201,13 @@ async fn acker_with(addr: SocketAddr, keys: Keys, require_auth: bool) -> Arc<Mut
     let s = state.clone();
     tokio::spawn(async move {
         let mut received: HashMap<String, BTreeSet<u64>> = HashMap::new();
+        let mut subscribed = 0;
         loop {
             let p = match events.poll().await {
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = ready_tx.send(true);
+                    // Ready once all three subscriptions hold.
+                    subscribed += 1;
+                    let _ = ready_tx.send(subscribed == 3);
                     continue;
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => p,
@@ -166,6 +218,7 @@ async fn acker_with(addr: SocketAddr, keys: Keys, require_auth: bool) -> Arc<Mut
                 }
             };
             let Ok(topic) = Topic::parse(&p.topic) else {
+                s.lock().expect("acker state").rejected.push("bad_topic");
                 continue;
             };
             let decoded =
@@ -186,6 +239,12 @@ async fn acker_with(addr: SocketAddr, keys: Keys, require_auth: bool) -> Arc<Mut
             let contiguous = (1..).take_while(|n| got.contains(n)).last().unwrap_or(0);
             let hold = {
                 let mut st = s.lock().expect("acker state");
+                if let Some(t) = &decoded.tenant {
+                    st.tenants.insert(t.as_str().to_string());
+                }
+                if let Some(tap) = &st.tap {
+                    let _ = tap.send((device.clone(), decoded.message.clone()));
+                }
                 st.seen.entry(device.clone()).or_default().extend(seqs);
                 st.authenticated += usize::from(decoded.authenticated);
                 st.hold
@@ -532,4 +591,361 @@ fn fleet_command_publishes_a_day_with_device_credentials() {
     assert_eq!(st.authenticated, decoded);
     drop(st);
     drop(rt);
+}
+
+/// A fake alert feed: one SSE client; for every tamper event the fake
+/// service (the acker's tap) decodes, it sends an `opened` frame, before the
+/// ack, and it ends the stream once `frames` were sent.
+async fn fake_feed(
+    mut tap: tokio::sync::mpsc::UnboundedReceiver<(String, geoward_proto::Uplink)>,
+    frames: usize,
+) -> (u16, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("feed bind");
+    let port = listener.local_addr().expect("feed addr").port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("feed client");
+        let mut req = vec![0u8; 2048];
+        let n = s.read(&mut req).await.expect("request");
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n: hello\n\n")
+            .await
+            .expect("headers");
+        let mut sent = 0;
+        while sent < frames {
+            let Some((device, message)) = tap.recv().await else {
+                break;
+            };
+            let geoward_proto::Uplink::Event(e) = message else {
+                continue;
+            };
+            if e.kind != geoward_proto::EventKind::StrapOpened {
+                continue;
+            }
+            let subject = device.trim_end_matches("-b");
+            let frame = format!(
+                "id: {sent}\nevent: incident\ndata: {{\"schema\":1,\"change\":\"opened\",\"incident\":{{\"subject\":\"{subject}\",\"kind\":\"tamper\",\"episode_kind\":\"tamper\",\"opened_at\":{}}}}}\n\n",
+                e.time.0
+            );
+            s.write_all(frame.as_bytes()).await.expect("frame");
+            sent += 1;
+        }
+        String::from_utf8_lossy(&req[..n]).to_string()
+    });
+    (port, server)
+}
+
+/// `fleet --feed` end to end against the embedded broker, a fake service
+/// and a fake alert feed: the scripted strap cut's incident arrives, matches
+/// its expectation, and its publish -> incident latency (from the
+/// publication of the strap_opened event to the SSE frame's arrival) is in
+/// the JSON report, the summary's numbers and the SVG plot.
+#[test]
+fn fleet_run_reports_publish_to_incident_latency_from_the_alert_feed() {
+    use clap::Parser;
+    use geoward_simulator::cli::{self, Cli};
+
+    let zones = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/zones/ning2_xia4_yin2_chuan1.geojson")
+        .display()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let plot = dir.path().join("latency.svg");
+    let args = |port: u16, feed: u16| {
+        [
+            "geoward-sim",
+            "fleet",
+            "--zones",
+            &zones,
+            "--zone",
+            "兴庆区",
+            "--subjects",
+            "2",
+            "--scenario",
+            "strap_cut",
+            "--seed",
+            "9",
+            "--speed",
+            "max",
+            "--quiet",
+            "--broker",
+            &format!("127.0.0.1:{port}"),
+            "--feed",
+            &format!("http://127.0.0.1:{feed}/api/feed"),
+            "--feed-token",
+            "officer",
+            // The feed ends by itself once the incident is sent.
+            "--settle-s",
+            "60",
+            "--report",
+            &report.display().to_string(),
+            "--plot",
+            &plot.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let Cli {
+        command: cli::Command::Fleet(a),
+    } = Cli::try_parse_from(args(1, 1)).unwrap()
+    else {
+        panic!("not fleet")
+    };
+    let cfg = cli::fleet_config(&a, 0).unwrap();
+    let files = geoward_simulator::zones::load(Path::new(&zones)).unwrap();
+    let area = geoward_simulator::zones::find(&files, "兴庆区", "z").unwrap();
+    let fleet = geoward_simulator::fleet::generate(&cfg, area).unwrap();
+    let exp = &fleet.expectations.incidents;
+    assert_eq!(exp.len(), 1);
+    assert_eq!(exp[0].trigger_at, Some(exp[0].not_before), "the event");
+    let secrets: Vec<(String, String)> = fleet
+        .subjects
+        .iter()
+        .flat_map(|s| s.devices.iter().map(|d| (d.id.clone(), d.secret.clone())))
+        .collect();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, feed, server) = rt.block_on(async {
+        let mut users: Vec<(&str, &str)> = vec![("acker", "acker-secret")];
+        users.extend(secrets.iter().map(|(d, s)| (d.as_str(), s.as_str())));
+        let addr = broker(&users).await;
+        let state = acker(addr).await;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        state.lock().unwrap().tap = Some(tx);
+        let (feed, server) = fake_feed(rx, 1).await;
+        (addr, feed, server)
+    });
+    let code = cli::main(Cli::try_parse_from(args(addr.port(), feed)).unwrap()).unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let request = rt.block_on(server).unwrap();
+    assert!(
+        request.contains("Authorization: Bearer officer"),
+        "{request}"
+    );
+
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["mode"], "fleet");
+    assert_eq!(r["acked"], fleet.plan.sends.len() as u64);
+    assert_eq!(
+        r["incidents"],
+        serde_json::json!({"expected": 1, "matched": 1, "missing": 0, "unexpected": 0})
+    );
+    let l = &r["incident_latency"];
+    assert_eq!(l["count"], 1, "{r}");
+    let max = l["max_ms"].as_f64().unwrap();
+    // One sample: every percentile is it; it spans broker, service and feed
+    // but not the whole run.
+    assert!(
+        max > 0.0 && max <= r["elapsed_s"].as_f64().unwrap() * 1000.0,
+        "{r}"
+    );
+    assert_eq!(l["p50_ms"], l["max_ms"]);
+    // Ack latency samples are one per message.
+    assert_eq!(r["ack_latency"]["count"], r["acked"]);
+
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&svg);
+    let mut bars = Vec::new();
+    loop {
+        match reader.read_event().expect("well-formed SVG") {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"rect" => {
+                if let Some(c) = e.try_get_attribute("data-count").unwrap() {
+                    bars.push(c.unescape_value().unwrap().parse::<u64>().unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    // Both panels: every ack sample and the one incident sample are bars.
+    assert_eq!(
+        bars.iter().sum::<u64>(),
+        r["acked"].as_u64().unwrap() + 1,
+        "{bars:?}"
+    );
+    drop(rt);
+}
+
+/// A CA, a server certificate for 127.0.0.1/localhost and client
+/// certificates whose Organization is the device id (as `geoward pki`
+/// issues them), written in both per-device layouts the simulator reads:
+/// the first device as `<id>.pem` + `<id>.key`, the others as
+/// `<id>/cert.pem` + `<id>/key.pem`.
+fn certificates(dir: &Path, devices: &[String]) -> ServerTls {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+    for (i, d) in devices.iter().enumerate() {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, d.as_str());
+        p.distinguished_name
+            .push(DnType::OrganizationName, d.as_str());
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        if i == 0 {
+            write(&format!("devices/{d}.pem"), cert.pem());
+            write(&format!("devices/{d}.key"), key.serialize_pem());
+        } else {
+            write(&format!("devices/{d}/cert.pem"), cert.pem());
+            write(&format!("devices/{d}/key.pem"), key.serialize_pem());
+        }
+    }
+    ServerTls {
+        cert: write("server.pem", server_cert.pem()),
+        key: write("server.key", server_key.serialize_pem()),
+        ca: write("ca.pem", ca_cert.pem()),
+    }
+}
+
+/// A short load plan of `devices` TLS devices (`tls000001`, ...) and the
+/// broker users for them.
+fn tls_plan(devices: usize) -> (Plan, Vec<String>) {
+    use geoward_simulator::geo::LatLon;
+    use geoward_simulator::load::LoadProfile;
+    let profile = LoadProfile {
+        devices,
+        rate_per_s: 30.0,
+        ramp_up_s: 0,
+        hold_s: 1,
+        ramp_down_s: 0,
+        centre: LatLon::new(38.47, 106.28),
+        radius_m: 1_000.0,
+        seed: 4,
+        prefix: "tls".into(),
+    };
+    let ids = (0..devices).map(|i| profile.device_id(i)).collect();
+    (profile.plan(chrono::Utc::now().timestamp_millis()), ids)
+}
+
+fn tls_users(ids: &[String]) -> Vec<(&str, &str)> {
+    let mut users = vec![("acker", "acker-secret")];
+    users.extend(ids.iter().map(|d| (d.as_str(), "tls-secret")));
+    users
+}
+
+/// Devices connect over TLS with their own client certificates (both
+/// directory layouts), publish under their tenant prefix and get every
+/// message acked; a device without a certificate file stops the run with a
+/// typed error; without client certificates the broker refuses the devices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_devices_with_their_own_client_certificates() {
+    use geoward_simulator::wire::{ClientIdentity, TlsSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (plan, ids) = tls_plan(3);
+    let certs = certificates(dir.path(), &ids);
+    let (plain, tls) = broker_with_tls(&tls_users(&ids), Some(&certs)).await;
+    let state = acker(plain).await;
+    let settings = TlsSettings::new(
+        &certs.ca,
+        ClientIdentity::PerDevice(dir.path().join("devices")),
+    )
+    .unwrap();
+    let cfg = WireConfig {
+        default_secret: "tls-secret".into(),
+        tls: Some(Arc::new(settings.clone())),
+        ..config(tls.unwrap().port(), &[])
+    };
+    let stats = run(&plan, &cfg).await;
+    let t = &stats.total;
+    assert_eq!(
+        (t.published, t.errors, t.connect_errors),
+        (30, 0, 0),
+        "{t:?}"
+    );
+    assert_eq!((t.acked, t.unacked_at_end), (30, 0), "{t:?}");
+    {
+        let st = state.lock().unwrap();
+        assert!(st.rejected.is_empty(), "{:?}", st.rejected);
+        assert_eq!(st.tenants, ids.iter().cloned().collect::<BTreeSet<_>>());
+    }
+
+    // One device more than there are certificates: refused before sending.
+    let (bigger, _) = tls_plan(4);
+    let err = wire::run(&bigger, &cfg, std::future::pending(), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "tls", "{err}");
+    assert!(err.to_string().contains("tls000004"), "{err}");
+
+    // Server authentication only: the broker wants a client certificate.
+    let cfg = WireConfig {
+        tls: Some(Arc::new(
+            TlsSettings::new(&certs.ca, ClientIdentity::None).unwrap(),
+        )),
+        drain_timeout: Duration::from_millis(300),
+        ..cfg
+    };
+    let (one, _) = tls_plan(1);
+    let stats = run(&one, &cfg).await;
+    assert!(stats.total.connect_errors >= 1, "{:?}", stats.total);
+    assert_eq!(stats.total.acked, 0);
+}
+
+/// Devices connect from the source addresses they are given, 127.0.0.2 and
+/// 127.0.0.3 (seen by a proxy in front of the broker), through the relay,
+/// here with TLS and client certificates on top; every message is acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_connect_from_the_given_source_addresses() {
+    use geoward_simulator::wire::{ClientIdentity, TlsSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (plan, ids) = tls_plan(4);
+    let certs = certificates(dir.path(), &ids);
+    let (plain, tls) = broker_with_tls(&tls_users(&ids), Some(&certs)).await;
+    let state = acker(plain).await;
+    let proxy = proxy(tls.unwrap()).await;
+    let sources: Vec<std::net::IpAddr> = vec![[127, 0, 0, 2].into(), [127, 0, 0, 3].into()];
+    let cfg = WireConfig {
+        default_secret: "tls-secret".into(),
+        tls: Some(Arc::new(
+            TlsSettings::new(
+                &certs.ca,
+                ClientIdentity::PerDevice(dir.path().join("devices")),
+            )
+            .unwrap(),
+        )),
+        source_addrs: sources.clone(),
+        ..config(proxy.port, &[])
+    };
+    let stats = run(&plan, &cfg).await;
+    let t = &stats.total;
+    assert_eq!(
+        (t.published, t.acked, t.unacked_at_end),
+        (30, 30, 0),
+        "{t:?}"
+    );
+    assert_eq!((t.errors, t.connect_errors), (0, 0), "{t:?}");
+    let peers = proxy.peers.lock().unwrap().clone();
+    assert_eq!(peers.len(), 4, "one connection per device: {peers:?}");
+    for s in &sources {
+        assert_eq!(
+            peers.iter().filter(|p| p.ip() == *s).count(),
+            2,
+            "{peers:?}"
+        );
+    }
+    assert_eq!(state.lock().unwrap().tenants.len(), 4);
 }
