@@ -25,7 +25,7 @@ use crate::message::{
     Ack, Batch, Command, CommandAction, DeviceConfig, DeviceEvent, Downlink, EventKind, Fix,
     GnssState, Heartbeat, PositionSource, StrapState, SupervisionLevel, Timestamp, Uplink,
 };
-use crate::scan::{Reader, Res, Syntax, read_struct};
+use crate::scan::{Key, Reader, Res, Syntax, read_struct};
 use crate::validate::{
     DecodeOptions, check_fix, check_heartbeat, check_size, check_time, out_of_range,
 };
@@ -61,8 +61,12 @@ pub(crate) fn bad_json(e: serde_json::Error) -> DecodeError {
     DecodeError::BadJson(e.to_string())
 }
 
+#[inline]
 fn need<T>(v: Option<T>, field: &'static str) -> Result<T, DecodeError> {
-    v.ok_or(DecodeError::MissingField(field))
+    match v {
+        Some(v) => Ok(v),
+        None => Err(DecodeError::MissingField(field)),
+    }
 }
 
 /// Rejects fields that do not belong to the message type (downlink).
@@ -78,7 +82,6 @@ macro_rules! forbid {
 /// that defined the format (it matters for the array form of a struct, see
 /// [`crate::scan`], and for which unexpected field is named first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 enum F {
     Type,
     DeviceId,
@@ -165,6 +168,32 @@ const UPLINK_ORDER: [F; 22] = [
     F::Fixes,
     F::Sealed,
     F::Mac,
+];
+
+/// The keys of [`UPLINK_ORDER`].
+const UPLINK_NAMES: [Key; 22] = [
+    Key::new(b"type"),
+    Key::new(b"device_id"),
+    Key::new(b"seq"),
+    Key::new(b"time_ms"),
+    Key::new(b"lat"),
+    Key::new(b"lon"),
+    Key::new(b"accuracy_m"),
+    Key::new(b"altitude_m"),
+    Key::new(b"speed_mps"),
+    Key::new(b"heading_deg"),
+    Key::new(b"satellites"),
+    Key::new(b"source"),
+    Key::new(b"battery_pct"),
+    Key::new(b"charging"),
+    Key::new(b"strap"),
+    Key::new(b"case_tamper"),
+    Key::new(b"signal_dbm"),
+    Key::new(b"gnss"),
+    Key::new(b"event"),
+    Key::new(b"fixes"),
+    Key::new(b"sealed"),
+    Key::new(b"mac"),
 ];
 
 /// A batch entry's fields in array form.
@@ -305,6 +334,67 @@ impl FixFields {
     }
 }
 
+/// Bit of field `f` in [`Fields::present`].
+const fn bit(f: F) -> u32 {
+    1 << f as u32
+}
+
+/// The fast path for a fix in the layout [`encode_uplink`] writes (compact,
+/// fields in declaration order, optional ones left out, no `null`, no
+/// escapes), after its opening `{` (and `"type":"fix",`): fills `ff`, sets
+/// `present` and returns true after the closing `}`. Anything else returns
+/// false, and the caller rewinds and takes the general path, so what is
+/// accepted and how it reads are exactly the general path's (the differential
+/// tests run both).
+#[inline]
+fn fast_fix(r: &mut Reader<'_>, ff: &mut FixFields, present: &mut u32) -> bool {
+    let mut body = || -> Option<()> {
+        r.lit(b"\"seq\":").then_some(())?;
+        ff.seq = Some(r.u64().ok()?);
+        r.lit(b",\"time_ms\":").then_some(())?;
+        ff.time_ms = Some(r.i64().ok()?);
+        r.lit(b",\"lat\":").then_some(())?;
+        ff.lat = Some(r.f64().ok()?);
+        r.lit(b",\"lon\":").then_some(())?;
+        ff.lon = Some(r.f64().ok()?);
+        r.lit(b",\"accuracy_m\":").then_some(())?;
+        ff.accuracy_m = Some(f32_field(r).ok()?);
+        *present |= bit(F::Seq) | bit(F::TimeMs) | bit(F::Lat) | bit(F::Lon) | bit(F::AccuracyM);
+        if r.lit(b",\"altitude_m\":") {
+            ff.altitude_m = Some(f32_field(r).ok()?);
+            *present |= bit(F::AltitudeM);
+        }
+        if r.lit(b",\"speed_mps\":") {
+            ff.speed_mps = Some(f32_field(r).ok()?);
+            *present |= bit(F::SpeedMps);
+        }
+        if r.lit(b",\"heading_deg\":") {
+            ff.heading_deg = Some(f32_field(r).ok()?);
+            *present |= bit(F::HeadingDeg);
+        }
+        if r.lit(b",\"satellites\":") {
+            ff.satellites = Some(r.u8().ok()?);
+            *present |= bit(F::Satellites);
+        }
+        r.lit(b",\"source\":\"").then_some(())?;
+        let source = if r.lit(b"gnss\"") {
+            PositionSource::Gnss
+        } else if r.lit(b"wifi\"") {
+            PositionSource::Wifi
+        } else if r.lit(b"cell\"") {
+            PositionSource::Cell
+        } else if r.lit(b"fused\"") {
+            PositionSource::Fused
+        } else {
+            return None;
+        };
+        ff.source = Some(source);
+        *present |= bit(F::Source);
+        r.lit(b"}").then_some(())
+    };
+    body().is_some()
+}
+
 /// A batch's fixes, validated while they are read (validation depends on
 /// nothing else in the message); reported only if the message is a batch.
 #[derive(Debug, Default)]
@@ -351,30 +441,50 @@ fn read_uplink<'a>(
 ) -> Result<Fields<'a>, Syntax> {
     let mut r = Reader::new(bytes);
     let mut w = Fields::default();
-    read_struct(&mut r, &UPLINK_ORDER, uplink_field, deny_unknown, |r, f| {
-        if r.null()? {
-            return Ok(());
-        }
-        w.present |= 1 << f as u32;
-        match f {
-            F::Type => w.kind = Some(r.text()?),
-            F::DeviceId => w.device_id = Some(r.text()?),
-            F::BatteryPct => w.battery_pct = Some(r.u8()?),
-            F::Charging => w.charging = Some(r.bool()?),
-            F::Strap => w.strap = Some(r.variant(&STRAPS)?),
-            F::CaseTamper => w.case_tamper = Some(r.bool()?),
-            F::SignalDbm => w.signal_dbm = Some(r.i8()?),
-            F::Gnss => w.gnss = Some(r.variant(&GNSS)?),
-            F::Event => w.event = Some(r.variant(&EVENTS)?),
-            F::Fixes => w.fixes = Some(read_fixes(r, opts, now)?),
-            F::Sealed => w.sealed = Some(r.text()?),
-            F::Mac => w.mac = Some(r.text()?),
-            _ => w.fix.set(r, f)?,
-        }
-        Ok(())
-    })?;
-    r.end()?;
-    Ok(w)
+    if r.lit(b"{\"type\":\"fix\",")
+        && fast_fix(&mut r, &mut w.fix, &mut w.present)
+        && r.end().is_ok()
+    {
+        w.kind = Some(Cow::Borrowed("fix"));
+        w.present |= bit(F::Type);
+        return Ok(w);
+    }
+    r.rewind(0);
+    w = Fields::default();
+    let result = read_struct(
+        &mut r,
+        &UPLINK_ORDER,
+        &UPLINK_NAMES,
+        uplink_field,
+        deny_unknown,
+        |r, f| {
+            if r.null()? {
+                return Ok(());
+            }
+            w.present |= 1 << f as u32;
+            match f {
+                F::Type => w.kind = Some(r.text()?),
+                F::DeviceId => w.device_id = Some(r.text()?),
+                F::BatteryPct => w.battery_pct = Some(r.u8()?),
+                F::Charging => w.charging = Some(r.bool()?),
+                F::Strap => w.strap = Some(r.variant(&STRAPS)?),
+                F::CaseTamper => w.case_tamper = Some(r.bool()?),
+                F::SignalDbm => w.signal_dbm = Some(r.i8()?),
+                F::Gnss => w.gnss = Some(r.variant(&GNSS)?),
+                F::Event => w.event = Some(r.variant(&EVENTS)?),
+                F::Fixes => w.fixes = Some(read_fixes(r, opts, now)?),
+                F::Sealed => w.sealed = Some(r.text()?),
+                F::Mac => w.mac = Some(r.text()?),
+                _ => w.fix.set(r, f)?,
+            }
+            Ok(())
+        },
+    )
+    .and_then(|()| r.end());
+    match result {
+        Ok(()) => Ok(w),
+        Err(_) => Err(r.syntax()),
+    }
 }
 
 /// Reads the `fixes` array, validating each fix on its own.
@@ -391,12 +501,24 @@ fn read_fixes(r: &mut Reader<'_>, opts: &DecodeOptions, now: Timestamp) -> Res<F
     let mut first = true;
     while r.array_next(&mut first)? {
         let mut ff = FixFields::default();
-        read_struct(r, &FIX_ORDER, fix_field, deny_unknown, |r, f| {
-            if !r.null()? {
-                ff.set(r, f)?;
-            }
-            Ok(())
-        })?;
+        let start = r.position();
+        if !(r.lit(b"{") && fast_fix(r, &mut ff, &mut 0)) {
+            r.rewind(start);
+            ff = FixFields::default();
+            read_struct(
+                r,
+                &FIX_ORDER,
+                &UPLINK_NAMES[2..12],
+                fix_field,
+                deny_unknown,
+                |r, f| {
+                    if !r.null()? {
+                        ff.set(r, f)?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
         match ff
             .into_fix()
             .and_then(|f| check_fix(&f, opts, now).map(|()| f))
@@ -738,5 +860,56 @@ pub fn encode_downlink(msg: &Downlink) -> Vec<u8> {
                 action: c.action,
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path takes what the encoder writes (the differential tests
+    /// in `oracle` check it agrees with the general path).
+    #[test]
+    fn fast_path_reads_encoder_output() {
+        let fix = Fix {
+            seq: 7,
+            time: Timestamp(1_763_799_940_000),
+            lat: 31.2304321,
+            lon: -121.4737012,
+            accuracy_m: 8.5,
+            altitude_m: Some(-12.0),
+            speed_mps: None,
+            heading_deg: Some(270.5),
+            satellites: Some(9),
+            source: PositionSource::Fused,
+        };
+        let bytes = encode_uplink(&Uplink::Fix(fix));
+        let mut r = Reader::new(&bytes);
+        let (mut ff, mut present) = (FixFields::default(), 0);
+        assert!(r.lit(b"{\"type\":\"fix\","));
+        assert!(fast_fix(&mut r, &mut ff, &mut present));
+        assert_eq!(ff.into_fix(), Ok(fix));
+        assert_eq!(r.end(), Ok(()));
+        let expected = [
+            F::Seq,
+            F::TimeMs,
+            F::Lat,
+            F::Lon,
+            F::AccuracyM,
+            F::AltitudeM,
+            F::HeadingDeg,
+            F::Satellites,
+            F::Source,
+        ]
+        .iter()
+        .fold(0, |m, &f| m | bit(f));
+        assert_eq!(present, expected);
+        // A space is enough to leave the fast path.
+        let spaced = String::from_utf8(bytes)
+            .expect("utf-8")
+            .replace(",\"lon", ", \"lon");
+        let mut r = Reader::new(spaced.as_bytes());
+        assert!(r.lit(b"{\"type\":\"fix\","));
+        assert!(!fast_fix(&mut r, &mut FixFields::default(), &mut 0));
     }
 }

@@ -21,7 +21,7 @@ use crate::codec::Body;
 use crate::error::{DecodeError, EncodeError};
 use crate::ids::DeviceId;
 use crate::message::{Fix, PositionSource, Timestamp, Uplink};
-use crate::scan::{Reader, Res, read_struct};
+use crate::scan::{self, Reader, Res, read_struct};
 use crate::validate::{DecodeOptions, check_fix, out_of_range};
 
 /// Length of the secretbox nonce that prefixes the ciphertext.
@@ -47,7 +47,7 @@ pub(crate) struct Wire<'a> {
 }
 
 /// The wire fields, in the order of the array form (see [`crate::scan`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum F {
     Type,
     Data,
@@ -78,6 +78,19 @@ const ORDER: [F; 9] = [
     F::Cog,
 ];
 
+/// The keys of [`ORDER`].
+const NAMES: [scan::Key; 9] = [
+    scan::Key::new(b"_type"),
+    scan::Key::new(b"data"),
+    scan::Key::new(b"lat"),
+    scan::Key::new(b"lon"),
+    scan::Key::new(b"tst"),
+    scan::Key::new(b"acc"),
+    scan::Key::new(b"alt"),
+    scan::Key::new(b"vel"),
+    scan::Key::new(b"cog"),
+];
+
 /// Reads an OwnTracks document. Keys are decoded and checked even when the
 /// field is ignored; ignored values are skipped.
 pub(crate) fn read(bytes: &[u8]) -> Result<Wire<'_>, DecodeError> {
@@ -105,7 +118,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Wire<'_>, DecodeError> {
         }
         r.skip_value()
     };
-    let result = read_struct(&mut r, &ORDER, lookup, skip, |r, f| {
+    let result = read_struct(&mut r, &ORDER, &NAMES, lookup, skip, |r, f| {
         if r.null()? {
             return Ok(());
         }
@@ -125,12 +138,15 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Wire<'_>, DecodeError> {
     .and_then(|()| r.end());
     match result {
         Ok(()) => Ok(w),
-        Err(e) => Err(e.into_error()),
+        Err(_) => Err(r.syntax().into_error()),
     }
 }
 
 fn need<T>(v: Option<T>, field: &'static str) -> Result<T, DecodeError> {
-    v.ok_or(DecodeError::MissingField(field))
+    match v {
+        Some(v) => Ok(v),
+        None => Err(DecodeError::MissingField(field)),
+    }
 }
 
 /// OwnTracks pads the UTF-8 key with zero bytes to 32.

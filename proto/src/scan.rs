@@ -45,8 +45,13 @@ impl Syntax {
     }
 }
 
+/// A read step failed; the [`Reader`] holds the [`Syntax`] error. A
+/// zero-sized error keeps every `Res` small enough to return in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failed;
+
 /// Result of a read step.
-pub(crate) type Res<T> = Result<T, Syntax>;
+pub(crate) type Res<T> = Result<T, Failed>;
 
 /// Exact powers of ten for the fast float path.
 const POW10: [f64; 23] = [
@@ -59,23 +64,38 @@ const POW10: [f64; 23] = [
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    error: Option<Syntax>,
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `bytes`.
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, pos: 0 }
+        Reader {
+            bytes,
+            pos: 0,
+            error: None,
+        }
     }
 
-    /// An error at the current position.
+    /// Records an error at the current position.
     #[cold]
-    pub(crate) fn error(&self, what: &'static str) -> Syntax {
-        Syntax { what, at: self.pos }
+    pub(crate) fn error(&mut self, what: &'static str) -> Failed {
+        self.error = Some(Syntax { what, at: self.pos });
+        Failed
     }
 
     #[cold]
-    fn fail<T>(&self, what: &'static str) -> Res<T> {
+    fn fail<T>(&mut self, what: &'static str) -> Res<T> {
         Err(self.error(what))
+    }
+
+    /// The error a failed step recorded.
+    #[cold]
+    pub(crate) fn syntax(&self) -> Syntax {
+        self.error.unwrap_or(Syntax {
+            what: "malformed json",
+            at: self.pos,
+        })
     }
 
     /// Bytes not read yet.
@@ -99,6 +119,30 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn bump(&mut self) {
         self.pos += 1;
+    }
+
+    /// Consumes `lit` if the input continues with exactly it (no whitespace
+    /// skipped): the fast paths for the encoders' own layout.
+    #[inline]
+    pub(crate) fn lit(&mut self, lit: &[u8]) -> bool {
+        let end = self.pos + lit.len();
+        if self.bytes.get(self.pos..end) == Some(lit) {
+            self.pos = end;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The position, to rewind to after a fast path gave up.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Rewinds to a position from [`Reader::position`] and forgets errors.
+    pub(crate) fn rewind(&mut self, pos: usize) {
+        self.pos = pos;
+        self.error = None;
     }
 
     /// Only whitespace may follow the document.
@@ -196,6 +240,31 @@ impl<'a> Reader<'a> {
         } else {
             self.fail("expected `:`")
         }
+    }
+
+    /// After a key's opening quote: consumes `name"` and returns true if
+    /// that is what follows.
+    #[inline]
+    fn try_key(&mut self, key: &Key) -> bool {
+        // One masked 16-byte compare: names are short, and a byte loop or a
+        // `memcmp` call costs more (mispredicted at every length).
+        if let Some(chunk) = self.bytes.get(self.pos..self.pos + 16) {
+            let mut word = [0u8; 16];
+            word.copy_from_slice(chunk);
+            if u128::from_le_bytes(word) & key.mask != key.pattern {
+                return false;
+            }
+        } else {
+            let end = self.pos + key.name.len();
+            let Some(rest) = self.bytes.get(self.pos..=end) else {
+                return false;
+            };
+            if rest[key.name.len()] != b'"' || &rest[..key.name.len()] != key.name {
+                return false;
+            }
+        }
+        self.pos += key.name.len() + 1;
+        true
     }
 
     /// A key of a struct whose field names are ASCII, after its opening
@@ -385,31 +454,45 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Consumes a run of ASCII digits; returns how many and their value
+    /// (wrapping: exact only for at most 19 digits).
+    #[inline]
+    fn digits(&mut self) -> (usize, u64) {
+        let start = self.pos;
+        let mut v = 0u64;
+        while let Some(&b) = self.bytes.get(self.pos) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+            self.pos += 1;
+        }
+        (self.pos - start, v)
+    }
+
     /// Digits of an integer part: a single `0` or `[1-9][0-9]*`. Returns the
     /// value, or `None` if it overflows `u64`.
     #[inline]
     fn int_digits(&mut self) -> Res<Option<u64>> {
-        match self.bytes.get(self.pos) {
-            Some(b'0') => {
-                self.pos += 1;
-                if matches!(self.bytes.get(self.pos), Some(b'0'..=b'9')) {
-                    return self.fail("invalid number");
-                }
-                Ok(Some(0))
-            }
-            Some(&d @ b'1'..=b'9') => {
-                self.pos += 1;
-                let mut v = Some(u64::from(d - b'0'));
-                while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.pos) {
-                    self.pos += 1;
-                    v = v
-                        .and_then(|v| v.checked_mul(10))
-                        .and_then(|v| v.checked_add(u64::from(d - b'0')));
-                }
-                Ok(v)
-            }
-            _ => self.fail("invalid number"),
+        let start = self.pos;
+        let (n, v) = self.digits();
+        if n == 0 || (n > 1 && self.bytes[start] == b'0') {
+            return self.fail("invalid number");
         }
+        if n <= 19 {
+            Ok(Some(v))
+        } else {
+            Ok(self.big_integer(start))
+        }
+    }
+
+    /// The value of more than 19 digits at `start..pos`, if it fits `u64`.
+    #[cold]
+    fn big_integer(&mut self, start: usize) -> Option<u64> {
+        self.bytes[start..self.pos].iter().try_fold(0u64, |v, &d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
     }
 
     /// An integer: sign and magnitude. A fraction or exponent makes the
@@ -474,57 +557,28 @@ impl<'a> Reader<'a> {
         if negative {
             self.pos += 1;
         }
-        // Significant digits (at most 19) and the decimal exponent; `exact`
-        // stays true while the digits fit.
-        let mut mantissa = 0u64;
-        let mut digits = 0u32;
-        let mut exponent = 0i64;
-        let mut exact = true;
-        let mut digit = |d: u8, frac: bool, exponent: &mut i64| {
-            if mantissa == 0 && d == b'0' {
-                if frac {
-                    *exponent -= 1;
-                }
-                return;
-            }
-            if digits < 19 {
-                mantissa = mantissa * 10 + u64::from(d - b'0');
-                digits += 1;
-                if frac {
-                    *exponent -= 1;
-                }
-            } else {
-                exact = false;
-                if !frac {
-                    *exponent += 1;
-                }
-            }
-        };
-        match self.bytes.get(self.pos) {
-            Some(b'0') => {
-                self.pos += 1;
-                if matches!(self.bytes.get(self.pos), Some(b'0'..=b'9')) {
-                    return self.fail("invalid number");
-                }
-            }
-            Some(b'1'..=b'9') => {
-                while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.pos) {
-                    self.pos += 1;
-                    digit(d, false, &mut exponent);
-                }
-            }
-            _ => return self.fail("invalid number"),
+        let int_start = self.pos;
+        let (int_len, int_value) = self.digits();
+        if int_len == 0 || (int_len > 1 && self.bytes[int_start] == b'0') {
+            return self.fail("invalid number");
         }
+        let mut mantissa = int_value;
+        let mut digits = int_len;
+        let mut exponent = 0i64;
         if self.bytes.get(self.pos) == Some(&b'.') {
             self.pos += 1;
-            let before = self.pos;
-            while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.pos) {
-                self.pos += 1;
-                digit(d, true, &mut exponent);
-            }
-            if self.pos == before {
+            let frac_start = self.pos;
+            let (frac_len, _) = self.digits();
+            if frac_len == 0 {
                 return self.fail("invalid number");
             }
+            digits += frac_len;
+            if digits <= 19 {
+                for &d in &self.bytes[frac_start..self.pos] {
+                    mantissa = mantissa * 10 + u64::from(d - b'0');
+                }
+            }
+            exponent = -(frac_len as i64);
         }
         if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
             self.pos += 1;
@@ -539,18 +593,17 @@ impl<'a> Reader<'a> {
                 }
                 _ => false,
             };
-            let before = self.pos;
-            let mut e = 0i64;
-            while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.pos) {
-                self.pos += 1;
-                e = (e * 10 + i64::from(d - b'0')).min(1 << 40);
-            }
-            if self.pos == before {
+            let exp_start = self.pos;
+            let (exp_len, _) = self.digits();
+            if exp_len == 0 {
                 return self.fail("invalid number");
             }
+            let e = self.bytes[exp_start..self.pos]
+                .iter()
+                .fold(0i64, |e, &d| (e * 10 + i64::from(d - b'0')).min(1 << 40));
             exponent += if negative_exp { -e } else { e };
         }
-        let value = if exact && mantissa < 1 << 53 && (-22..=22).contains(&exponent) {
+        let value = if digits <= 19 && mantissa < 1 << 53 && (-22..=22).contains(&exponent) {
             // Clinger's fast path: both operands exact, one rounding.
             let m = mantissa as f64;
             let v = if exponent < 0 {
@@ -570,28 +623,28 @@ impl<'a> Reader<'a> {
 
     /// Correctly rounded parse of the validated number token at `start..pos`.
     #[cold]
-    fn slow_float(&self, start: usize) -> Res<f64> {
-        std::str::from_utf8(&self.bytes[start..self.pos])
+    fn slow_float(&mut self, start: usize) -> Res<f64> {
+        match std::str::from_utf8(&self.bytes[start..self.pos])
             .ok()
             .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| self.error("invalid number"))
+        {
+            Some(v) => Ok(v),
+            None => self.fail("invalid number"),
+        }
     }
 
     /// A unit enum variant: `"name"` or `{"name":null}`.
     #[inline]
     pub(crate) fn variant<T: Copy>(&mut self, names: &[(&str, T)]) -> Res<T> {
-        let lookup = |r: &Self, s: &str| {
-            names
-                .iter()
-                .find(|(n, _)| *n == s)
-                .map(|&(_, v)| v)
-                .ok_or_else(|| r.error("unknown variant"))
-        };
+        let lookup = |s: &str| names.iter().find(|(n, _)| *n == s).map(|&(_, v)| v);
         match self.peek() {
             Some(b'"') => {
                 self.pos += 1;
                 let s = self.string()?;
-                lookup(self, &s)
+                match lookup(&s) {
+                    Some(v) => Ok(v),
+                    None => self.fail("unknown variant"),
+                }
             }
             Some(b'{') => {
                 self.pos += 1;
@@ -600,7 +653,9 @@ impl<'a> Reader<'a> {
                 }
                 self.pos += 1;
                 let s = self.string()?;
-                let v = lookup(self, &s)?;
+                let Some(v) = lookup(&s) else {
+                    return self.fail("unknown variant");
+                };
                 self.colon()?;
                 if !self.null()? {
                     return self.fail("expected null");
@@ -732,6 +787,43 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A field name for [`read_struct`]'s fast key match: the name followed by
+/// its closing quote as a little-endian 16-byte pattern and mask.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    name: &'static [u8],
+    pattern: u128,
+    mask: u128,
+}
+
+impl Key {
+    /// A key for `name` (ASCII, at most 15 bytes, no quote or backslash).
+    ///
+    /// # Panics
+    ///
+    /// At compile time (the tables are `const`) if `name` is too long.
+    pub(crate) const fn new(name: &'static [u8]) -> Key {
+        assert!(name.len() < 16, "field name too long for a key pattern");
+        let mut pattern = 0u128;
+        let mut i = 0;
+        while i < name.len() {
+            pattern |= (name[i] as u128) << (8 * i);
+            i += 1;
+        }
+        pattern |= (b'"' as u128) << (8 * i);
+        let mask = if i + 1 == 16 {
+            u128::MAX
+        } else {
+            (1u128 << (8 * (i + 1))) - 1
+        };
+        Key {
+            name,
+            pattern,
+            mask,
+        }
+    }
+}
+
 /// Open containers of an ignored value (true = object): a bit stack that
 /// allocates only beyond 64 levels.
 #[derive(Debug, Default)]
@@ -770,11 +862,18 @@ impl Nesting {
 
 /// Reads a struct written as an object (`lookup` maps a key to a field;
 /// `None` is an unknown field, handled by `unknown`) or as an array of all
-/// `order.len()` fields in order. `set` reads one field's value. A field
-/// named twice is an error (even if one of them is `null`).
-pub(crate) fn read_struct<'a, F: Copy + Into<u32>>(
+/// `order.len()` fields in order. `names[i]` is the key of `order[i]`.
+/// `set` reads one field's value. A field named twice is an error (even if
+/// one of them is `null`).
+///
+/// Encoders write fields in declaration order, some optional ones left out,
+/// so the next key is first compared with the few names after the previous
+/// field's; only a miss scans the key and looks it up (no change in what is
+/// accepted: a hit is a key without escapes equal to the name).
+pub(crate) fn read_struct<'a, F: Copy + PartialEq + Into<u32>>(
     r: &mut Reader<'a>,
     order: &[F],
+    names: &[Key],
     lookup: impl Fn(&[u8]) -> Option<F>,
     mut unknown: impl FnMut(&mut Reader<'a>, &[u8]) -> Res<()>,
     mut set: impl FnMut(&mut Reader<'a>, F) -> Res<()>,
@@ -784,12 +883,23 @@ pub(crate) fn read_struct<'a, F: Copy + Into<u32>>(
             r.bump();
             let mut first = true;
             let mut seen = 0u64;
+            let mut next = 0;
             while r.object_next(&mut first)? {
-                let key = r.key()?;
-                let Some(field) = lookup(&key) else {
-                    r.colon()?;
-                    unknown(r, &key)?;
-                    continue;
+                let predicted = (next..(next + 4).min(order.len())).find(|&k| r.try_key(&names[k]));
+                let field = if let Some(k) = predicted {
+                    next = k + 1;
+                    order[k]
+                } else {
+                    let key = r.key()?;
+                    let Some(field) = lookup(&key) else {
+                        r.colon()?;
+                        unknown(r, &key)?;
+                        continue;
+                    };
+                    if let Some(k) = order.iter().position(|&f| f == field) {
+                        next = k + 1;
+                    }
+                    field
                 };
                 let bit = 1u64 << field.into();
                 if seen & bit != 0 {

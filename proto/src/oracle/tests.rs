@@ -8,7 +8,7 @@ use super::{decode_json, decode_owntracks};
 use crate::codec::Body;
 use crate::error::DecodeError;
 use crate::ids::DeviceId;
-use crate::message::Timestamp;
+use crate::message::{Batch, Fix, PositionSource, Timestamp, Uplink};
 use crate::validate::DecodeOptions;
 use crate::{json, owntracks};
 
@@ -546,8 +546,67 @@ fn owntracks_doc() -> impl Strategy<Value = String> {
     prop_oneof![5 => location, 3 => generic, 1 => array_form, 1 => value()]
 }
 
+/// A fix with any values, including ones validation rejects and non-finite
+/// ones (which the encoder writes as `null`).
+fn any_fix() -> impl Strategy<Value = Fix> {
+    let float = prop_oneof![4 => -400.0f64..400.0, 1 => any::<f64>()];
+    let float32 = prop_oneof![4 => -400.0f32..400.0, 1 => any::<f32>()];
+    (
+        any::<u64>(),
+        prop_oneof![3 => NOW.0 - 10_000_000..NOW.0 + 600_000, 1 => any::<i64>()],
+        (float.clone(), float),
+        float32.clone(),
+        prop::option::of(float32.clone()),
+        prop::option::of(float32.clone()),
+        prop::option::of(float32),
+        prop::option::of(any::<u8>()),
+        prop::sample::select(vec![
+            PositionSource::Gnss,
+            PositionSource::Wifi,
+            PositionSource::Cell,
+            PositionSource::Fused,
+        ]),
+    )
+        .prop_map(
+            |(
+                seq,
+                time,
+                (lat, lon),
+                accuracy_m,
+                altitude_m,
+                speed_mps,
+                heading_deg,
+                satellites,
+                source,
+            )| Fix {
+                seq,
+                time: Timestamp(time),
+                lat,
+                lon,
+                accuracy_m,
+                altitude_m,
+                speed_mps,
+                heading_deg,
+                satellites,
+                source,
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// What the encoder writes (the decoder's fast path), plain or mutated.
+    #[test]
+    fn encoded_fixes_agree_with_serde(fixes in prop::collection::vec(any_fix(), 1..4),
+        batch in any::<bool>(), edits in edits()) {
+        let msg = if batch {
+            Uplink::Batch(Batch { fixes })
+        } else {
+            Uplink::Fix(fixes[0])
+        };
+        same_json(&apply(json::encode_uplink(&msg), &edits))?;
+    }
 
     #[test]
     fn geoward_json_agrees_with_serde(doc in geoward_doc(), edits in edits()) {
