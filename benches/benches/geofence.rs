@@ -230,24 +230,32 @@ fn bench_subjects(c: &mut Criterion) {
         window_max_fixes: 64,
         ..Thresholds::default()
     };
-    let mut engine = Engine::new(set.clone(), thresholds);
-    for s in &subjects {
-        let rules = SubjectRules {
-            permitted: vec![
-                set.zone(set.zone_ref(s.county).expect("county zone"))
-                    .id
-                    .clone(),
-            ],
-            exclusions: vec![
-                ZoneId::new(format!("{}-x0", s.id)),
-                ZoneId::new(format!("{}-x1", s.id)),
-            ],
-            ..SubjectRules::default()
-        };
+    let new_engine = || {
+        let mut engine = Engine::new(set.clone(), thresholds.clone());
+        for s in &subjects {
+            let rules = SubjectRules {
+                permitted: vec![
+                    set.zone(set.zone_ref(s.county).expect("county zone"))
+                        .id
+                        .clone(),
+                ],
+                exclusions: vec![
+                    ZoneId::new(format!("{}-x0", s.id)),
+                    ZoneId::new(format!("{}-x1", s.id)),
+                ],
+                ..SubjectRules::default()
+            };
+            engine
+                .set_subject(s.id.clone(), rules)
+                .expect("rules resolve");
+        }
         engine
-            .set_subject(s.id.clone(), rules)
-            .expect("rules resolve");
-    }
+    };
+    let mut engine = new_engine();
+    // A second engine for the by-handle variant, so both variants start
+    // from empty windows (one engine would hand the second variant fuller
+    // windows and a larger working set).
+    let mut engine_h = new_engine();
     let t0 = DateTime::parse_from_rfc3339("2025-06-01T08:00:00Z")
         .expect("time")
         .with_timezone(&Utc);
@@ -270,27 +278,29 @@ fn bench_subjects(c: &mut Criterion) {
             start.elapsed()
         })
     });
-    // The same, by handle (the id lookup done once, as a service that
-    // keeps the handle next to its device session would).
+    // The same on a fresh engine, by handle (the id lookup done once, as a
+    // service that keeps the handle next to its device session would).
     let handles: Vec<_> = subjects
         .iter()
-        .map(|s| engine.handle(&s.id).expect("known subject"))
+        .map(|s| engine_h.handle(&s.id).expect("known subject"))
         .collect();
+    let mut kh_: u64 = 0;
     g.bench_function("engine_observe_handle", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let (i, r) = ((k % SUBJECTS as u64) as usize, k / SUBJECTS as u64);
-                let fix = fix_of(&subjects[i], r, t0, k);
-                let out = engine
+                let (i, r) = ((kh_ % SUBJECTS as u64) as usize, kh_ / SUBJECTS as u64);
+                let fix = fix_of(&subjects[i], r, t0, kh_);
+                let out = engine_h
                     .observe_handle(handles[i], fix, fix.time)
                     .expect("known subject");
                 transitions += out.len();
-                k += 1;
+                kh_ += 1;
             }
             start.elapsed()
         })
     });
+    drop(engine_h);
     let county_shapes: Vec<&geo::MultiPolygon<f64>> = subjects
         .iter()
         .map(
@@ -362,7 +372,9 @@ fn bench_subjects(c: &mut Criterion) {
         })
     });
     g.finish();
-    eprintln!("subject evaluation: {k} + {kh} fixes observed, {transitions} transitions emitted",);
+    eprintln!(
+        "subject evaluation: {k} + {kh_} (by handle) + {kh} (hot) fixes observed, {transitions} transitions emitted"
+    );
 }
 
 criterion_group!(benches, bench_build_and_locate, bench_subjects);

@@ -266,6 +266,21 @@ impl BandIndex {
         }
     }
 
+    /// From the cell grid alone: whether the point is inside and a lower
+    /// bound of its distance in metres to every edge (`frame` centred on
+    /// the point), when its cell is free of edges or it is outside the box.
+    pub(crate) fn free_bound(&self, frame: &LocalFrame, x: f64, y: f64) -> Option<(bool, f64)> {
+        match self.grid.class(x, y) {
+            CellClass::Boundary => None,
+            CellClass::Free { inside, free_cells } => {
+                Some((inside, self.grid.free_cells_m(frame.kx(), free_cells)))
+            }
+            CellClass::OutsideBox => {
+                Some((false, self.grid.distance_lower_bound_m(frame.kx(), x, y)))
+            }
+        }
+    }
+
     /// [`BandIndex::near_boundary`] from the edges alone (no grid).
     pub(crate) fn near_boundary_by_edges(
         &self,

@@ -199,14 +199,19 @@ impl CellGrid {
             xs.clear();
             crossings(yc, &mut xs);
             xs.sort_unstable_by(f64::total_cmp);
+            // Centres grow left to right: `left` counts crossings at or
+            // left of the centre, so the ray test's count (`x < xi`) is
+            // the rest.
+            let mut left = 0;
             for (c, cell) in row.iter_mut().enumerate() {
                 if *cell == 0 {
                     continue;
                 }
                 let xc = self.min_x + (c as f64 + 0.5) * self.cw;
-                // Crossings strictly right of the centre, as the ray test
-                // counts them (`x < xi`).
-                let right = xs.len() - xs.partition_point(|xi| *xi <= xc);
+                while left < xs.len() && xs[left] <= xc {
+                    left += 1;
+                }
+                let right = xs.len() - left;
                 *cell = if right % 2 == 1 { INSIDE | 1 } else { 1 };
             }
         }

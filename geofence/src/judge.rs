@@ -11,7 +11,7 @@ use crate::fix::Fix;
 use crate::rules::{LeaveGrant, MAX_EXCLUSIONS, RulesError, SubjectRules};
 use crate::thresholds::{RuleKind, Thresholds};
 use crate::zone::ZoneId;
-use crate::zone_set::{Relation, Resolved, ZoneRef, ZoneSet};
+use crate::zone_set::{Memo, Relation, Resolved, ZoneRef, ZoneSet};
 
 pub(crate) const PERMITTED: usize = 0;
 pub(crate) const CURFEW: usize = 1;
@@ -189,18 +189,20 @@ impl Compiled {
     }
 
     /// Judges the fix's position at time `t` (normally the fix's own time;
-    /// a deadline re-judges the last position at the deadline).
+    /// a deadline re-judges the last position at the deadline). `memo` is
+    /// the subject's [`Memo`] for `zones`: it changes speed, never answers.
     pub(crate) fn judge(
         &self,
         zones: &ZoneSet,
         th: &Thresholds,
         fix: &Fix,
         t: DateTime<Utc>,
+        memo: &mut Memo,
     ) -> Verdicts {
         let r = Self::radius_m(fix, th);
         let (lon, lat) = (fix.lon, fix.lat);
         let mut v = Verdicts::default();
-        v.set(PERMITTED, self.judge_permitted(zones, lon, lat, r, t));
+        v.set(PERMITTED, self.judge_permitted(zones, lon, lat, r, t, memo));
         let curfew = if self.rules.curfews.is_empty()
             || self.suspended(RuleKind::Curfew, t)
             || !self.in_curfew(t)
@@ -209,7 +211,7 @@ impl Compiled {
         } else {
             match self.home.as_ref().and_then(|h| h.at(t)) {
                 None => Verdict::Inactive,
-                Some(z) => match zones.relate_resolved(&z.geom, lon, lat, r) {
+                Some(z) => match zones.relate_memo(&z.geom, lon, lat, r, memo) {
                     Relation::Inside => Verdict::Ok,
                     Relation::Outside => Verdict::Violating,
                     Relation::Boundary => Verdict::Uncertain,
@@ -222,7 +224,7 @@ impl Compiled {
             let verdict = match slot.at(t) {
                 _ if excl_suspended => Verdict::Inactive,
                 None => Verdict::Inactive,
-                Some(z) => match zones.relate_resolved(&z.geom, lon, lat, r) {
+                Some(z) => match zones.relate_memo(&z.geom, lon, lat, r, memo) {
                     Relation::Inside => Verdict::Violating,
                     Relation::Outside => Verdict::Ok,
                     Relation::Boundary => Verdict::Uncertain,
@@ -240,6 +242,7 @@ impl Compiled {
         lat: f64,
         r: f64,
         t: DateTime<Utc>,
+        memo: &mut Memo,
     ) -> Verdict {
         if self.permitted.is_empty() || self.suspended(RuleKind::Permitted, t) {
             return Verdict::Inactive;
@@ -253,7 +256,7 @@ impl Compiled {
         for slot in self.permitted.iter().chain(extra) {
             let Some(z) = slot.at(t) else { continue };
             any_valid = true;
-            match zones.relate_resolved(&z.geom, lon, lat, r) {
+            match zones.relate_memo(&z.geom, lon, lat, r, memo) {
                 Relation::Inside => return Verdict::Ok,
                 Relation::Boundary => any_boundary = true,
                 Relation::Outside => {}

@@ -37,7 +37,7 @@ use crate::judge::{CURFEW, Compiled, FIRST_EXCLUSION, PERMITTED, Verdict, Verdic
 use crate::rules::{RulesError, SubjectRules};
 use crate::thresholds::Thresholds;
 use crate::transition::{RuleRef, SubjectId, Transition, TransitionKind};
-use crate::zone_set::ZoneSet;
+use crate::zone_set::{Memo, ZoneSet};
 
 /// Most fixes listed as evidence in one transition (the latest are kept).
 const MAX_EVIDENCE: usize = 16;
@@ -163,7 +163,9 @@ impl Ctx<'_> {
             if let Some(fix) = cur.last_confident
                 && d - ms(fix.time) <= self.th.deadline_max_fix_age_seconds * 1000
             {
-                let v = self.c.judge(self.zones, self.th, &fix, dt(d));
+                let v = self
+                    .c
+                    .judge(self.zones, self.th, &fix, dt(d), &mut Memo::default());
                 for rule in 0..self.c.rule_count() {
                     if mask & (1 << rule) != 0 && v.get(rule) == Verdict::Violating {
                         let o = Obs {
@@ -250,6 +252,14 @@ impl Ctx<'_> {
     }
 }
 
+/// The front time and back key of a window.
+fn window_ends(window: &VecDeque<Entry>) -> Option<(i64, (i64, u64))> {
+    Some((
+        window.front()?.t,
+        window.back().map(|e| (e.t, e.fix.device_seq))?,
+    ))
+}
+
 /// An episode as emitted so far.
 #[derive(Debug, Clone)]
 struct Episode {
@@ -290,6 +300,9 @@ pub struct Tracker {
     zones: Arc<ZoneSet>,
     thresholds: Arc<Thresholds>,
     window: VecDeque<Entry>,
+    /// The window's front time and back key `(t, device_seq)`, kept here
+    /// so an in-order fix reads neither end of the (cold) window.
+    ends: Option<(i64, (i64, u64))>,
     base: Option<Cursor>,
     tip: Option<Cursor>,
     max_now: i64,
@@ -297,6 +310,9 @@ pub struct Tracker {
     crossings: Vec<(usize, i64, i64)>,
     next_episode: u64,
     stats: TrackerStats,
+    /// Free discs of the zones last judged (see [`Memo`]); cleared when
+    /// the zone set changes.
+    memo: Memo,
 }
 
 impl Tracker {
@@ -314,6 +330,7 @@ impl Tracker {
             zones,
             thresholds,
             window: VecDeque::new(),
+            ends: None,
             base: None,
             tip: None,
             max_now: i64::MIN,
@@ -321,6 +338,7 @@ impl Tracker {
             crossings: Vec::new(),
             next_episode: 1,
             stats: TrackerStats::default(),
+            memo: Memo::default(),
         })
     }
 
@@ -331,6 +349,7 @@ impl Tracker {
     pub fn rebind(&mut self, zones: Arc<ZoneSet>) -> Result<(), RulesError> {
         self.compiled = Compiled::new(self.compiled.rules.clone(), &zones)?;
         self.zones = zones;
+        self.memo.clear();
         Ok(())
     }
 
@@ -390,8 +409,8 @@ impl Tracker {
         let key = (t, fix.device_seq);
         // In-order fixes (the common case) need no binary search, which
         // would touch a handful of cold cache lines across the window.
-        let pos = match self.window.back() {
-            Some(last) if (last.t, last.fix.device_seq) < key => self.window.len(),
+        let pos = match self.ends {
+            Some((_, last)) if last < key => self.window.len(),
             None => 0,
             Some(_) => self
                 .window
@@ -409,21 +428,25 @@ impl Tracker {
         let mut entry = Entry {
             fix,
             t,
-            verdicts: ctx.c.judge(ctx.zones, ctx.th, &fix, fix.time),
+            verdicts: ctx
+                .c
+                .judge(ctx.zones, ctx.th, &fix, fix.time, &mut self.memo),
             confident: false,
         };
         let mut evs = Vec::new();
         let horizon = t
-            .max(self.window.back().map_or(t, |e| e.t))
+            .max(self.ends.map_or(t, |(_, (last, _))| last))
             .max(self.max_now);
         let out = if pos == self.window.len() && t >= tip.t {
             ctx.entry(tip, &mut entry, &mut evs, true);
             self.window.push_back(entry);
+            self.ends = Some((self.ends.map_or(t, |(front, _)| front), key));
             ctx.run_deadlines(tip, horizon, &mut evs);
             self.apply_live(&evs, now)
         } else {
             self.stats.replays += 1;
             self.window.insert(pos, entry);
+            self.ends = window_ends(&self.window);
             let mut cur = base.clone();
             for e in self.window.iter_mut() {
                 ctx.entry(&mut cur, e, &mut evs, true);
@@ -459,7 +482,7 @@ impl Tracker {
     }
 
     fn prune(&mut self) {
-        let Some(newest) = self.window.back().map(|e| e.t) else {
+        let Some((mut front, (newest, _))) = self.ends else {
             return;
         };
         let (max_fixes, span) = (
@@ -476,8 +499,8 @@ impl Tracker {
         };
         let mut discard = Vec::new();
         let mut pruned = false;
-        while let Some(front) = self.window.front() {
-            if self.window.len() <= max_fixes.max(1) && newest - front.t <= span {
+        while !self.window.is_empty() {
+            if self.window.len() <= max_fixes.max(1) && newest - front <= span {
                 break;
             }
             if let Some(mut e) = self.window.pop_front() {
@@ -485,10 +508,12 @@ impl Tracker {
                 discard.clear();
                 pruned = true;
             }
+            front = self.window.front().map_or(newest, |e| e.t);
         }
         if !pruned {
             return;
         }
+        self.ends = window_ends(&self.window);
         let floor = base.t;
         self.episodes
             .retain(|e| e.end.is_none_or(|end| end >= floor));

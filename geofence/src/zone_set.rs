@@ -128,6 +128,70 @@ pub(crate) enum Resolved {
     Parts { start: u32, end: u32 },
 }
 
+/// Largest latitude distance (degrees) between a memo's centre and a query
+/// for the memo to be used: over it the frames' scales differ by less than
+/// [`MEMO_SLACK`] below [`MEMO_MAX_LAT`].
+const MEMO_MAX_DLAT: f64 = 0.01;
+const MEMO_MAX_LAT: f64 = 80.0;
+const MEMO_SLACK: f64 = 1e-3;
+
+/// A disc known to hold no boundary edge of one polygon zone, and whether
+/// its centre is inside: a later query whose accuracy circle lies within
+/// the disc gets the same answer with no zone memory read (a subject moves
+/// little between fixes, so its next fix usually lands in the last disc).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FreeDisc {
+    /// The zone's first item (identifies the zone version in its set).
+    start: u32,
+    lon: f64,
+    lat: f64,
+    kx: f64,
+    radius_m: f64,
+    inside: bool,
+}
+
+/// A subject's free discs, one per polygon zone it was last judged
+/// against (two: a permitted zone and a home, say). Valid for one zone set
+/// only: clear it when the set changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Memo {
+    discs: [Option<FreeDisc>; 2],
+    next: u8,
+}
+
+impl Memo {
+    fn hit(&self, start: u32, lon: f64, lat: f64, radius_m: f64) -> Option<Relation> {
+        let d = self.discs.iter().flatten().find(|d| d.start == start)?;
+        if (lat - d.lat).abs() >= MEMO_MAX_DLAT || lat.abs() >= MEMO_MAX_LAT {
+            return None;
+        }
+        let (x, y) = LocalFrame::with_kx(d.lon, d.lat, d.kx).project(lon, lat);
+        // NaN compares false: no hit.
+        ((x.hypot(y) + radius_m) * (1.0 + MEMO_SLACK) < d.radius_m).then_some(if d.inside {
+            Relation::Inside
+        } else {
+            Relation::Outside
+        })
+    }
+
+    fn store(&mut self, disc: FreeDisc) {
+        if let Some(slot) = self
+            .discs
+            .iter_mut()
+            .find(|d| d.is_some_and(|d| d.start == disc.start))
+        {
+            *slot = Some(disc);
+            return;
+        }
+        self.discs[usize::from(self.next)] = Some(disc);
+        self.next = (self.next + 1) % 2;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
 type TreeItem = GeomWithData<Rectangle<[f64; 2]>, u32>;
 
 /// All zones, indexed. Immutable once built; share it behind an `Arc`.
@@ -411,6 +475,26 @@ impl ZoneSet {
         lat: f64,
         radius_m: f64,
     ) -> Relation {
+        self.relate_memo(zone, lon, lat, radius_m, &mut Memo::default())
+    }
+
+    /// [`ZoneSet::relate_resolved`] through a subject's [`Memo`]: the same
+    /// answers; a polygon zone answered from cell grids alone leaves a
+    /// free disc in the memo, and a query inside a stored disc is answered
+    /// from it.
+    pub(crate) fn relate_memo(
+        &self,
+        zone: &Resolved,
+        lon: f64,
+        lat: f64,
+        radius_m: f64,
+        memo: &mut Memo,
+    ) -> Relation {
+        if let Resolved::Parts { start, .. } = *zone
+            && let Some(rel) = memo.hit(start, lon, lat, radius_m)
+        {
+            return rel;
+        }
         match *zone {
             Resolved::Circle {
                 lon: cx,
@@ -434,10 +518,27 @@ impl ZoneSet {
                 // Boundary if any piece is near, else inside if any piece
                 // contains the centre; each part answers both at once.
                 let mut inside = false;
+                // The smallest grid bound over all parts, while every part
+                // answered from its grid.
+                let mut free = Some(f64::INFINITY);
                 for i in items {
                     let rel = match &i.geom {
-                        ItemGeom::Part(b) => b.relate(&frame, lon, lat, radius_m),
+                        ItemGeom::Part(b) => match b.free_bound(&frame, lon, lat) {
+                            Some((part_inside, bound)) if bound > radius_m => {
+                                free = free.map(|f| f.min(bound));
+                                if part_inside {
+                                    PartRelation::Inside
+                                } else {
+                                    PartRelation::Outside
+                                }
+                            }
+                            _ => {
+                                free = None;
+                                b.relate(&frame, lon, lat, radius_m)
+                            }
+                        },
                         ItemGeom::Circle { .. } => {
+                            free = None;
                             if i.boundary_distance_m(&frame, lon, lat, radius_m).is_some() {
                                 PartRelation::Near
                             } else if i.contains(lon, lat) {
@@ -452,6 +553,16 @@ impl ZoneSet {
                         PartRelation::Inside => inside = true,
                         PartRelation::Outside => {}
                     }
+                }
+                if let Some(radius_m) = free {
+                    memo.store(FreeDisc {
+                        start,
+                        lon,
+                        lat,
+                        kx: frame.kx(),
+                        radius_m,
+                        inside,
+                    });
                 }
                 if inside {
                     Relation::Inside
@@ -518,6 +629,54 @@ fn zones_version(zones: &[Zone], r: ZoneRef) -> u32 {
 mod tests {
     use super::*;
     use crate::zone::ZoneKind;
+
+    /// A subject's memo never changes an answer: random walks (small steps
+    /// and jumps, varying radii) over real county polygons, each answer
+    /// through a persistent memo compared with a fresh computation.
+    #[test]
+    fn memo_answers_equal_fresh_answers() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/zones/he2_nan2_zheng4_zhou1.geojson"
+        );
+        let bytes = std::fs::read(path).expect("zone file");
+        let (set, _) = crate::import_geojson_slice(&bytes).expect("geojson");
+        let mut seed = 3u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut hits, mut boundary) = (0usize, 0usize);
+        for z in 0..set.len() {
+            let r = ZoneRef(z as u32);
+            let resolved = set.resolve(r);
+            let Shape::Polygons(mp) = &set.zone(r).shape else {
+                continue;
+            };
+            let ring = &mp.0[0].exterior().0;
+            let mut memo = Memo::default();
+            let v = ring[(next() * ring.len() as f64) as usize % ring.len()];
+            let (mut lon, mut lat) = (v.x + 0.02 * (next() - 0.5), v.y + 0.02 * (next() - 0.5));
+            for step in 0..400 {
+                let jump = if step % 50 == 0 { 0.05 } else { 0.002 };
+                lon += jump * (next() - 0.5);
+                lat += jump * (next() - 0.5);
+                let radius = [5.0, 30.0, 300.0][step % 3];
+                let Resolved::Parts { start, .. } = resolved else {
+                    unreachable!("polygon zones resolve to parts");
+                };
+                hits += usize::from(memo.hit(start, lon, lat, radius).is_some());
+                let got = set.relate_memo(&resolved, lon, lat, radius, &mut memo);
+                let want = set.relate(r, lon, lat, radius);
+                assert_eq!(got, want, "zone {z} step {step} ({lon}, {lat}) r {radius}");
+                boundary += usize::from(want == Relation::Boundary);
+            }
+        }
+        assert!(hits > 1000, "{hits} memo hits");
+        assert!(boundary > 100, "{boundary} boundary answers");
+    }
 
     #[test]
     fn circle_relations() {
