@@ -682,6 +682,16 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         _ => HashMap::new(),
     };
     let live = Arc::new(Live::default());
+    let devices = plan.devices().len();
+    let want = crate::fdlimit::needed(devices, w.source_addrs.is_some());
+    if let Some(have) = crate::fdlimit::raise(want)
+        && have < want
+    {
+        eprintln!(
+            "warning: {devices} devices need about {want} open files, the limit is {have} \
+             (raise `ulimit -n`); some connections will fail"
+        );
+    }
     let cfg = WireConfig {
         hosts: hosts.split(',').map(str::to_string).collect(),
         port,

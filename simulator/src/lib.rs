@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod expect;
+pub mod fdlimit;
 pub mod feed;
 pub mod fleet;
 pub mod geo;

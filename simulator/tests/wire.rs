@@ -435,6 +435,8 @@ async fn load_run_holds_its_rate_through_a_reconnect_storm() {
         (report.fixes, report.acked, report.unacked_at_end),
         (400, 400, 0)
     );
+    // Every device was connected at the storm and came back.
+    assert!(report.reconnects >= 20, "{}", report.summary());
     assert!(
         (170.0..=230.0).contains(&report.achieved_rate_per_s),
         "{}",
@@ -948,4 +950,81 @@ async fn devices_connect_from_the_given_source_addresses() {
         );
     }
     assert_eq!(state.lock().unwrap().tenants.len(), 4);
+}
+
+/// `geoward-sim load` end to end: ramp up, hold, ramp down with a reconnect
+/// storm in the middle; the JSON report has every field the load check
+/// needs (rate, acks, latency percentiles, errors, reconnects).
+#[test]
+fn load_command_ramps_storms_and_reports() {
+    use clap::Parser;
+    use geoward_simulator::cli::{self, Cli};
+
+    let ids: Vec<String> = (1..=10).map(|i| format!("ld{i:06}")).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = rt.block_on(async {
+        let mut users: Vec<(&str, &str)> = vec![("acker", "acker-secret")];
+        users.extend(ids.iter().map(|d| (d.as_str(), "load-secret")));
+        let addr = broker(&users).await;
+        let _state = acker(addr).await;
+        addr
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("load.json");
+    let plot = dir.path().join("load.svg");
+    let args = [
+        "geoward-sim",
+        "load",
+        "--devices",
+        "10",
+        "--rate",
+        "100",
+        "--ramp-up",
+        "1",
+        "--duration",
+        "1",
+        "--ramp-down",
+        "1",
+        "--storm-at",
+        "1",
+        "--prefix",
+        "ld",
+        "--secret",
+        "load-secret",
+        "--broker",
+        &format!("127.0.0.1:{}", addr.port()),
+        "--quiet",
+        "--report",
+        &report.display().to_string(),
+        "--plot",
+        &plot.display().to_string(),
+    ]
+    .map(String::from);
+    let code = cli::main(Cli::try_parse_from(args).unwrap()).unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    // Ramp 50/s, hold 100/s, ramp 50/s: 200 fixes over three seconds.
+    assert_eq!(r["mode"], "load");
+    assert_eq!(r["target_rate_per_s"], 100.0);
+    assert_eq!(r["devices"], 10);
+    assert_eq!(
+        (&r["fixes"], &r["acked"], &r["unacked_at_end"]),
+        (&200.into(), &200.into(), &0.into())
+    );
+    assert_eq!((&r["errors"], &r["connect_errors"]), (&0.into(), &0.into()));
+    assert!(r["reconnects"].as_u64().unwrap() >= 10, "the storm: {r}");
+    let rate = r["achieved_rate_per_s"].as_f64().unwrap();
+    assert!((55.0..=80.0).contains(&rate), "{r}");
+    let l = &r["ack_latency"];
+    assert_eq!(l["count"], 200);
+    let p = |k: &str| l[k].as_f64().unwrap();
+    assert!(p("p50_ms") <= p("p95_ms") && p("p95_ms") <= p("p99_ms") && p("p99_ms") <= p("max_ms"));
+    assert!(r["incident_latency"].is_null() && r["incidents"].is_null());
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("publish -&gt; ack") && !svg.contains("incident"));
+    drop(rt);
 }
