@@ -460,6 +460,7 @@ async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         mode: "replay",
         secrets: HashMap::new(),
         target: None,
+        hold: None,
         storms_at_ms: Vec::new(),
         expect,
     };
@@ -552,6 +553,7 @@ async fn fleet_cmd(a: FleetArgs) -> anyhow::Result<ExitCode> {
         mode: "fleet",
         secrets,
         target: None,
+        hold: None,
         storms_at_ms: Vec::new(),
         expect: Some(fleet.expectations.clone()),
     };
@@ -585,6 +587,7 @@ async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
         mode: "load",
         secrets: HashMap::new(),
         target: Some(a.rate),
+        hold: Some((a.ramp_up, a.duration)),
         storms_at_ms: storms,
         expect: None,
     };
@@ -625,6 +628,8 @@ struct Run {
     mode: &'static str,
     secrets: HashMap<String, String>,
     target: Option<f64>,
+    /// Load: ramp-up and hold seconds.
+    hold: Option<(u32, u32)>,
     storms_at_ms: Vec<i64>,
     expect: Option<Expectations>,
 }
@@ -634,6 +639,7 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         mode,
         secrets,
         target,
+        hold,
         storms_at_ms,
         expect,
     } = run;
@@ -736,6 +742,9 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
     bar.finish_and_clear();
     let stats = stats?;
     let mut report = Report::new(mode, target, &stats);
+    if let Some((ramp_up_s, hold_s)) = hold {
+        report = report.with_hold(ramp_up_s, hold_s);
+    }
     let mut ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
     let mut incident_hist = None;
     if let (Some(mut follower), Some(exp)) = (follower, expect) {

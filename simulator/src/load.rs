@@ -110,8 +110,13 @@ pub struct Report {
     pub mode: String,
     /// Target rate, fixes per second (load only).
     pub target_rate_per_s: Option<f64>,
-    /// Fixes published per second of dispatch.
+    /// Fixes published per second of dispatch (ramps included).
     pub achieved_rate_per_s: f64,
+    /// Load: fixes per second over the hold phase (the seconds between
+    /// ramp-up and ramp-down), the rate to compare with the target.
+    pub hold_rate_per_s: Option<f64>,
+    /// Fixes first published in each second of the run.
+    pub fixes_per_s: Vec<u64>,
     /// Connections.
     pub devices: usize,
     /// Messages published for the first time.
@@ -163,6 +168,8 @@ impl Report {
             } else {
                 0.0
             },
+            hold_rate_per_s: None,
+            fixes_per_s: t.fixes_per_s.clone(),
             devices: r.devices,
             published: t.published,
             fixes: t.fixes,
@@ -181,6 +188,19 @@ impl Report {
             elapsed_s: r.elapsed.as_secs_f64(),
             interrupted: r.interrupted,
         }
+    }
+
+    /// Load: the rate over seconds `ramp_up_s .. ramp_up_s + hold_s`.
+    pub fn with_hold(mut self, ramp_up_s: u32, hold_s: u32) -> Self {
+        let from = ramp_up_s as usize;
+        let to = from + hold_s as usize;
+        if hold_s > 0 {
+            let sum: u64 = (from..to)
+                .map(|s| self.fixes_per_s.get(s).copied().unwrap_or(0))
+                .sum();
+            self.hold_rate_per_s = Some(sum as f64 / f64::from(hold_s));
+        }
+        self
     }
 
     /// Adds the alert-feed outcome: counts and publish → incident latency.
@@ -203,10 +223,11 @@ impl Report {
     /// Readable summary for the terminal.
     pub fn summary(&self) -> String {
         let l = &self.ack_latency;
-        let target = self
-            .target_rate_per_s
-            .map(|r| format!(" (target {r:.0})"))
-            .unwrap_or_default();
+        let target = match (self.target_rate_per_s, self.hold_rate_per_s) {
+            (Some(r), Some(h)) => format!(" overall, {h:.1} fixes/s holding (target {r:.0})"),
+            (Some(r), None) => format!(" (target {r:.0})"),
+            _ => String::new(),
+        };
         format!(
             "{mode}: {devices} devices, {published} messages ({fixes} fixes) in {d:.1} s\n\
              rate:      {rate:.1} fixes/s{target}\n\

@@ -1019,6 +1019,13 @@ fn load_command_ramps_storms_and_reports() {
     assert!(r["reconnects"].as_u64().unwrap() >= 10, "the storm: {r}");
     let rate = r["achieved_rate_per_s"].as_f64().unwrap();
     assert!((55.0..=80.0).contains(&rate), "{r}");
+    // Second by second: 50, 100, 50 (a few fixes may cross a second's edge).
+    let per_s: Vec<u64> = serde_json::from_value(r["fixes_per_s"].clone()).unwrap();
+    assert_eq!(per_s.iter().sum::<u64>(), 200, "{per_s:?}");
+    assert!(per_s.len() <= 4, "{per_s:?}");
+    let hold = r["hold_rate_per_s"].as_f64().unwrap();
+    assert!((85.0..=115.0).contains(&hold), "{r}");
+    assert!(per_s[0] < per_s[1] && per_s[2] < per_s[1], "{per_s:?}");
     let l = &r["ack_latency"];
     assert_eq!(l["count"], 200);
     let p = |k: &str| l[k].as_f64().unwrap();

@@ -63,12 +63,15 @@ struct Pending {
     sent: bool,
     /// Watched device times it carries (usually none).
     marks: Vec<i64>,
+    /// Fixes in it.
+    fixes: u64,
 }
 
 /// Starts device number `index` (which picks its source address).
 pub(super) fn spawn(
     device: &str,
     index: usize,
+    started: Instant,
     host: String,
     cfg: &WireConfig,
     relay: Option<&Relay>,
@@ -168,6 +171,7 @@ pub(super) fn spawn(
         mqtt_sent: 0,
         nonce: 0,
         tenant,
+        started,
         watch: cfg.marks.get(device).cloned().unwrap_or_default(),
         live: cfg.live.clone(),
     };
@@ -262,6 +266,8 @@ struct Device {
     nonce: u64,
     /// Tenant prefix of the topics (TLS with a client certificate).
     tenant: Option<TenantId>,
+    /// When the run started (for the per-second rate).
+    started: Instant,
     /// Device times whose first publication is recorded.
     watch: BTreeSet<i64>,
     live: Arc<Live>,
@@ -412,6 +418,7 @@ impl Device {
                 produced: Instant::now(),
                 sent: false,
                 marks,
+                fixes,
             },
         );
         if up {
@@ -426,8 +433,10 @@ impl Device {
         let payload = p.payload.clone();
         if std::mem::replace(&mut p.sent, true) {
             self.stats.resent += 1;
-        } else if !p.marks.is_empty() {
+        } else {
             let now = Instant::now();
+            self.stats
+                .count_published(now.duration_since(self.started), p.fixes);
             let device = self.id.as_str();
             self.stats.marks.extend(p.marks.iter().map(|&time_ms| Mark {
                 device: device.to_string(),

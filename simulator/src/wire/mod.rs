@@ -212,7 +212,7 @@ pub async fn run(
                 let n = devices.len();
                 let host = cfg.hosts[n % cfg.hosts.len()].clone();
                 let (tx, rx) = mpsc::channel(cfg.device_queue.max(1));
-                let task = device::spawn(&send.device, n, host, cfg, relay.as_ref(), rx)?;
+                let task = device::spawn(&send.device, n, started, host, cfg, relay.as_ref(), rx)?;
                 tasks.push(task);
                 devices.insert(send.device.clone(), tx.clone());
                 tx

@@ -42,6 +42,10 @@ pub struct Stats {
     /// First publication of the watched messages (see
     /// [`super::WireConfig::marks`]), for publish → incident latency.
     pub marks: Vec<Mark>,
+    /// Fixes first published in each second of the run (index 0: the first
+    /// second after the run started): the achieved rate over time, ramps
+    /// included.
+    pub fixes_per_s: Vec<u64>,
 }
 
 /// When a watched message (one that by the scenario triggers an incident)
@@ -71,6 +75,7 @@ impl Default for Stats {
             bad_downlinks: 0,
             ack_latency_us: new_histogram(),
             marks: Vec::new(),
+            fixes_per_s: Vec::new(),
         }
     }
 }
@@ -91,6 +96,21 @@ impl Stats {
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.ack_latency_us.add(&o.ack_latency_us);
         self.marks.extend(o.marks.iter().cloned());
+        if self.fixes_per_s.len() < o.fixes_per_s.len() {
+            self.fixes_per_s.resize(o.fixes_per_s.len(), 0);
+        }
+        for (a, b) in self.fixes_per_s.iter_mut().zip(&o.fixes_per_s) {
+            *a += b;
+        }
+    }
+
+    /// Counts `fixes` published `since_start` into the run.
+    pub(crate) fn count_published(&mut self, since_start: std::time::Duration, fixes: u64) {
+        let s = since_start.as_secs() as usize;
+        if self.fixes_per_s.len() <= s {
+            self.fixes_per_s.resize(s + 1, 0);
+        }
+        self.fixes_per_s[s] += fixes;
     }
 }
 
