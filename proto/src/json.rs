@@ -434,23 +434,25 @@ impl<'a> Fields<'a> {
 }
 
 /// Reads one uplink document.
+/// Reads one uplink document into `w` (filled in place: the struct is large
+/// and copying it showed in profiles).
 fn read_uplink<'a>(
     bytes: &'a [u8],
     opts: &DecodeOptions,
     now: Timestamp,
-) -> Result<Fields<'a>, Syntax> {
+    w: &mut Fields<'a>,
+) -> Result<(), Syntax> {
     let mut r = Reader::new(bytes);
-    let mut w = Fields::default();
     if r.lit(b"{\"type\":\"fix\",")
         && fast_fix(&mut r, &mut w.fix, &mut w.present)
         && r.end().is_ok()
     {
         w.kind = Some(Cow::Borrowed("fix"));
         w.present |= bit(F::Type);
-        return Ok(w);
+        return Ok(());
     }
     r.rewind(0);
-    w = Fields::default();
+    *w = Fields::default();
     let result = read_struct(
         &mut r,
         &UPLINK_ORDER,
@@ -482,7 +484,7 @@ fn read_uplink<'a>(
     )
     .and_then(|()| r.end());
     match result {
-        Ok(()) => Ok(w),
+        Ok(()) => Ok(()),
         Err(_) => Err(r.syntax()),
     }
 }
@@ -538,10 +540,11 @@ pub(crate) fn decode(
     now: Timestamp,
     keys: &dyn KeyLookup,
 ) -> Result<Body, DecodeError> {
-    let w = read_uplink(payload, opts, now).map_err(Syntax::into_error)?;
+    let mut w = Fields::default();
+    read_uplink(payload, opts, now, &mut w).map_err(Syntax::into_error)?;
     let Some(sealed) = &w.sealed else {
         w.forbid(&[F::Mac])?;
-        return convert(w, device, opts, now, false);
+        return convert(&mut w, device, opts, now, false);
     };
     w.forbid(&UPLINK_ORDER[..20])?;
     let mac = need(w.mac.as_ref(), "mac")?;
@@ -557,13 +560,14 @@ pub(crate) fn decode(
     if !verify_mac(&secret, device, &inner, &tag) {
         return Err(DecodeError::BadMac);
     }
-    let w = read_uplink(&inner, opts, now).map_err(Syntax::into_error)?;
+    let mut w = Fields::default();
+    read_uplink(&inner, opts, now, &mut w).map_err(Syntax::into_error)?;
     w.forbid(&[F::Sealed, F::Mac])?;
-    convert(w, device, opts, now, true)
+    convert(&mut w, device, opts, now, true)
 }
 
 fn convert(
-    w: Fields<'_>,
+    w: &mut Fields<'_>,
     device: &DeviceId,
     opts: &DecodeOptions,
     now: Timestamp,
@@ -625,7 +629,7 @@ fn convert(
                 Seq, TimeMs, Lat, Lon, AccuracyM, AltitudeM, SpeedMps, HeadingDeg, Satellites,
                 Source, BatteryPct, Charging, Strap, CaseTamper, SignalDbm, Gnss, Event,
             ])?;
-            let fixes = need(w.fixes, "fixes")?;
+            let fixes = need(w.fixes.take(), "fixes")?;
             if fixes.valid.is_empty() {
                 return Err(match fixes.rejected.into_iter().next() {
                     Some(first) => first.error,

@@ -59,6 +59,17 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// Powers of ten that fit `u64`.
+const POW10_U64: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
 /// A cursor over one JSON document. Invariant: `pos <= bytes.len()`.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
@@ -123,7 +134,7 @@ impl<'a> Reader<'a> {
 
     /// Consumes `lit` if the input continues with exactly it (no whitespace
     /// skipped): the fast paths for the encoders' own layout.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lit(&mut self, lit: &[u8]) -> bool {
         let end = self.pos + lit.len();
         if self.bytes.get(self.pos..end) == Some(lit) {
@@ -460,6 +471,24 @@ impl<'a> Reader<'a> {
     fn digits(&mut self) -> (usize, u64) {
         let start = self.pos;
         let mut v = 0u64;
+        // Eight at a time (SWAR, as simdjson does) while all eight are digits.
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            let high = w & 0xF0F0_F0F0_F0F0_F0F0;
+            let carry = (w.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4;
+            if high | carry != 0x3333_3333_3333_3333 {
+                break;
+            }
+            let x = w.wrapping_sub(0x3030_3030_3030_3030);
+            let x = x.wrapping_mul(10).wrapping_add(x >> 8);
+            let x = ((x & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32))
+                + ((x >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32)))
+                >> 32;
+            v = v.wrapping_mul(100_000_000).wrapping_add(x);
+            self.pos += 8;
+        }
         while let Some(&b) = self.bytes.get(self.pos) {
             let d = b.wrapping_sub(b'0');
             if d > 9 {
@@ -567,16 +596,13 @@ impl<'a> Reader<'a> {
         let mut exponent = 0i64;
         if self.bytes.get(self.pos) == Some(&b'.') {
             self.pos += 1;
-            let frac_start = self.pos;
-            let (frac_len, _) = self.digits();
+            let (frac_len, frac_value) = self.digits();
             if frac_len == 0 {
                 return self.fail("invalid number");
             }
             digits += frac_len;
             if digits <= 19 {
-                for &d in &self.bytes[frac_start..self.pos] {
-                    mantissa = mantissa * 10 + u64::from(d - b'0');
-                }
+                mantissa = mantissa * POW10_U64[frac_len] + frac_value;
             }
             exponent = -(frac_len as i64);
         }
@@ -970,6 +996,38 @@ mod tests {
             "1e309", "-1e400", "1.8e308", "01", "1.", ".5", "-", "1e", "1e+", "+1",
         ] {
             assert!(f(s).is_err(), "{s}");
+        }
+    }
+
+    /// Digit runs of every length, across the eight-at-a-time boundary.
+    #[test]
+    fn digit_runs_of_every_length() {
+        for len in 1..=25 {
+            for pattern in ["1234567890", "9876543210", "9999999999", "1000000000"] {
+                let digits: String = pattern.chars().cycle().take(len).collect();
+                let u = Reader::new(digits.as_bytes()).u64();
+                assert_eq!(u.ok(), digits.parse::<u64>().ok(), "{digits}");
+                for text in [
+                    digits.clone(),
+                    format!("-{digits}"),
+                    format!("0.{digits}"),
+                    format!("{digits}.{digits}"),
+                    format!("{digits}e-{}", len % 30),
+                ] {
+                    let want: f64 = text.parse().expect("std parses");
+                    assert_eq!(f(&text).map(f64::to_bits), Ok(want.to_bits()), "{text}");
+                }
+            }
+        }
+        // Non-digits inside a run of eight end it.
+        for text in ["12345678:", "1234567/9", "1234:678", "12\u{ff}45678"] {
+            let mut r = Reader::new(text.as_bytes());
+            let (n, _) = r.digits();
+            assert_eq!(
+                n,
+                text.find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(text.len())
+            );
         }
     }
 
