@@ -110,7 +110,9 @@ pub struct Report {
     pub mode: String,
     /// Target rate, fixes per second (load only).
     pub target_rate_per_s: Option<f64>,
-    /// Fixes published per second of dispatch (ramps included).
+    /// Fixes actually published per second, from the start of the run to
+    /// the last first publication (ramps included; at least the dispatch
+    /// phase). Devices that connect late publish late, and this shows it.
     pub achieved_rate_per_s: f64,
     /// Load: fixes per second over the hold phase (the seconds between
     /// ramp-up and ramp-down), the rate to compare with the target.
@@ -163,11 +165,7 @@ impl Report {
         Self {
             mode: mode.to_string(),
             target_rate_per_s,
-            achieved_rate_per_s: if dispatch_s > 0.0 {
-                t.fixes as f64 / dispatch_s
-            } else {
-                0.0
-            },
+            achieved_rate_per_s: achieved_rate(t, dispatch_s),
             hold_rate_per_s: None,
             fixes_per_s: t.fixes_per_s.clone(),
             devices: r.devices,
@@ -280,6 +278,18 @@ impl Report {
     }
 }
 
+/// Fixes first published per second of publishing (never a shorter span
+/// than the dispatch phase).
+fn achieved_rate(t: &crate::wire::Stats, dispatch_s: f64) -> f64 {
+    let published: u64 = t.fixes_per_s.iter().sum();
+    let span = t.last_publish.as_secs_f64().max(dispatch_s);
+    if span > 0.0 {
+        published as f64 / span
+    } else {
+        0.0
+    }
+}
+
 /// Incidents seen on the feed against the expectations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IncidentCounts {
@@ -380,5 +390,31 @@ mod tests {
         let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(hi - lo <= 1, "{counts:?}");
         assert_eq!(plan, p.plan(1_800_000_000_000));
+    }
+
+    #[test]
+    fn achieved_rate_counts_late_publications_and_hold_rate_its_seconds() {
+        let mut t = crate::wire::Stats::default();
+        t.count_published(std::time::Duration::from_millis(200), 10);
+        t.count_published(std::time::Duration::from_millis(3_500), 10);
+        // Dispatched in one second, but the last fixes went out at 3.5 s.
+        assert!((achieved_rate(&t, 1.0) - 20.0 / 3.5).abs() < 1e-9);
+        assert_eq!(t.fixes_per_s, vec![10, 0, 0, 10]);
+        // Never faster than the dispatch phase allows.
+        assert!((achieved_rate(&t, 10.0) - 2.0).abs() < 1e-9);
+        let run = RunStats {
+            total: t,
+            devices: 1,
+            dispatch_elapsed: std::time::Duration::from_secs(1),
+            elapsed: std::time::Duration::from_secs(4),
+            interrupted: false,
+        };
+        let r = Report::new("load", Some(5.0), &run).with_hold(1, 3);
+        assert_eq!(r.hold_rate_per_s, Some(10.0 / 3.0));
+        assert!(
+            r.summary().contains("holding (target 5)"),
+            "{}",
+            r.summary()
+        );
     }
 }

@@ -46,6 +46,8 @@ pub struct Stats {
     /// second after the run started): the achieved rate over time, ramps
     /// included.
     pub fixes_per_s: Vec<u64>,
+    /// When the last first publication happened, since the run started.
+    pub last_publish: std::time::Duration,
 }
 
 /// When a watched message (one that by the scenario triggers an incident)
@@ -76,6 +78,7 @@ impl Default for Stats {
             ack_latency_us: new_histogram(),
             marks: Vec::new(),
             fixes_per_s: Vec::new(),
+            last_publish: std::time::Duration::ZERO,
         }
     }
 }
@@ -102,6 +105,7 @@ impl Stats {
         for (a, b) in self.fixes_per_s.iter_mut().zip(&o.fixes_per_s) {
             *a += b;
         }
+        self.last_publish = self.last_publish.max(o.last_publish);
     }
 
     /// Counts `fixes` published `since_start` into the run.
@@ -111,6 +115,7 @@ impl Stats {
             self.fixes_per_s.resize(s + 1, 0);
         }
         self.fixes_per_s[s] += fixes;
+        self.last_publish = self.last_publish.max(since_start);
     }
 }
 
