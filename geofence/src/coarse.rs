@@ -17,6 +17,39 @@ const MAX_CELLS_PER_ITEM: usize = 1 << 14;
 /// Boxes are widened by this fraction of a cell when listed.
 const MARGIN: f64 = 1.0 / 64.0;
 
+/// One listed piece with its box rounded outwards to `f32`, so pieces whose
+/// box misses the point are skipped without reading the piece.
+#[derive(Debug, Clone, Copy)]
+struct Listed {
+    item: u32,
+    bbox: [f32; 4],
+}
+
+impl Listed {
+    fn new(item: usize, b: &[f64; 4]) -> Self {
+        let down = |v: f64| {
+            let f = v as f32;
+            if f64::from(f) > v { f.next_down() } else { f }
+        };
+        let up = |v: f64| {
+            let f = v as f32;
+            if f64::from(f) < v { f.next_up() } else { f }
+        };
+        Self {
+            item: item as u32,
+            bbox: [down(b[0]), down(b[1]), up(b[2]), up(b[3])],
+        }
+    }
+
+    /// Whether the box may hold the point (never false when it does).
+    fn may_hold(&self, x: f64, y: f64) -> bool {
+        x >= f64::from(self.bbox[0])
+            && x <= f64::from(self.bbox[2])
+            && y >= f64::from(self.bbox[1])
+            && y <= f64::from(self.bbox[3])
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct CoarseGrid {
     min_x: f64,
@@ -29,8 +62,9 @@ pub(crate) struct CoarseGrid {
     ny: usize,
     /// `items[offsets[c]..offsets[c + 1]]` are cell `c`'s pieces.
     offsets: Vec<u32>,
-    items: Vec<u32>,
-    /// Pieces too large to list per cell, tested for every query.
+    items: Vec<Listed>,
+    /// Pieces too large to list per cell (or without a finite box), tested
+    /// for every query.
     wide: Vec<u32>,
 }
 
@@ -105,7 +139,13 @@ impl CoarseGrid {
             counts[c + 1] += counts[c];
         }
         let mut cursor = counts[..cells].to_vec();
-        grid.items = vec![0; counts[cells] as usize];
+        grid.items = vec![
+            Listed {
+                item: 0,
+                bbox: [0.0; 4],
+            };
+            counts[cells] as usize
+        ];
         for (i, b) in boxes.iter().enumerate() {
             if !listed[i] {
                 continue;
@@ -113,7 +153,7 @@ impl CoarseGrid {
             let (c0, r0, c1, r1) = span(&grid, b);
             for r in r0..=r1 {
                 for slot in &mut cursor[r * grid.nx + c0..=r * grid.nx + c1] {
-                    grid.items[*slot as usize] = i as u32;
+                    grid.items[*slot as usize] = Listed::new(i, b);
                     *slot += 1;
                 }
             }
@@ -143,18 +183,22 @@ impl CoarseGrid {
     /// Every piece whose box may contain the point (a superset of those
     /// that do), each once.
     pub(crate) fn candidates(&self, x: f64, y: f64) -> impl Iterator<Item = u32> + '_ {
-        let cell: &[u32] =
+        let cell: &[Listed] =
             if x >= self.min_x && x <= self.max_x && y >= self.min_y && y <= self.max_y {
                 let c = self.row(y) * self.nx + self.col(x);
                 &self.items[self.offsets[c] as usize..self.offsets[c + 1] as usize]
             } else {
                 &[]
             };
-        cell.iter().chain(&self.wide).copied()
+        cell.iter()
+            .filter(move |l| l.may_hold(x, y))
+            .map(|l| l.item)
+            .chain(self.wide.iter().copied())
     }
 
     /// Heap bytes owned by the grid.
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.offsets.capacity() + self.items.capacity() + self.wide.capacity()) * size_of::<u32>()
+        (self.offsets.capacity() + self.wide.capacity()) * size_of::<u32>()
+            + self.items.capacity() * size_of::<Listed>()
     }
 }

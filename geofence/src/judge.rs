@@ -55,7 +55,6 @@ impl Verdicts {
 /// zone memory at all).
 #[derive(Debug, Clone, Copy)]
 struct Version {
-    r: ZoneRef,
     valid_from: Option<DateTime<Utc>>,
     valid_until: Option<DateTime<Utc>>,
     geom: Resolved,
@@ -65,7 +64,6 @@ impl Version {
     fn new(zones: &ZoneSet, r: ZoneRef) -> Self {
         let z = zones.zone(r);
         Self {
-            r,
             valid_from: z.valid_from,
             valid_until: z.valid_until,
             geom: zones.resolve(r),
@@ -172,8 +170,10 @@ impl Compiled {
     }
 
     /// The exclusion zone of rule `rule` valid at `t`.
-    pub(crate) fn exclusion_at(&self, rule: usize, t: DateTime<Utc>) -> Option<ZoneRef> {
-        self.exclusions[rule - FIRST_EXCLUSION].at(t).map(|v| v.r)
+    pub(crate) fn exclusion_at(&self, rule: usize, t: DateTime<Utc>) -> Option<&Resolved> {
+        self.exclusions[rule - FIRST_EXCLUSION]
+            .at(t)
+            .map(|v| &v.geom)
     }
 
     fn suspended(&self, kind: RuleKind, t: DateTime<Utc>) -> bool {

@@ -233,7 +233,7 @@ impl Ctx<'_> {
                 };
                 if self
                     .zones
-                    .segment_meets(z, (pf.lon, pf.lat), (e.fix.lon, e.fix.lat))
+                    .segment_meets_resolved(z, (pf.lon, pf.lat), (e.fix.lon, e.fix.lat))
                 {
                     out.push(Ev {
                         rule,

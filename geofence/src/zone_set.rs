@@ -578,6 +578,31 @@ impl ZoneSet {
         self.items_of(zone).iter().any(|i| i.segment_meets(a, b))
     }
 
+    /// [`ZoneSet::segment_meets`] on a resolved zone: a circle is tested
+    /// from the rule's inline copy with no zone-set read.
+    pub(crate) fn segment_meets_resolved(
+        &self,
+        zone: &Resolved,
+        a: (f64, f64),
+        b: (f64, f64),
+    ) -> bool {
+        match *zone {
+            Resolved::Circle {
+                lon,
+                lat,
+                radius_m,
+                kx,
+            } => {
+                let f = LocalFrame::with_kx(lon, lat, kx);
+                point_segment_distance((0.0, 0.0), f.project(a.0, a.1), f.project(b.0, b.1))
+                    < radius_m
+            }
+            Resolved::Parts { start, end } => self.items[start as usize..end as usize]
+                .iter()
+                .any(|i| i.segment_meets(a, b)),
+        }
+    }
+
     /// Heap bytes of the index structures (bands, R-tree, tables), not
     /// counting the kept source geometry in [`ZoneSet::zones`].
     pub fn index_heap_bytes(&self) -> usize {
