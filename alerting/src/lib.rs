@@ -42,7 +42,8 @@
 //!    [`audit::AuditEntry::next`] after the stored head.
 //! 4. A delivery loop claims due outbox records, sends them through a
 //!    [`delivery::AlertSink`] (the webhook sink here; MQTT publishes
-//!    [`notify::Notification::body`] on [`routing::alert_topic`]) with
+//!    [`notify::Notification::body`] on the office alert topic that
+//!    `geoward-proto` defines) with
 //!    [`delivery::attempt`], and stores the record after each step.
 //! 5. On restart: either restore a snapshot of [`IncidentEngine::state`]
 //!    (serde) with [`IncidentEngine::with_state`], or register subjects

@@ -23,7 +23,7 @@ use crate::time::Timestamp;
 
 /// Retry policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RetryPolicy {
     /// Delay before the second attempt, ms.
     pub base_delay_ms: i64,

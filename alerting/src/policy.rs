@@ -80,7 +80,7 @@ const MIN: i64 = 60_000;
 
 /// The whole decision policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Policy {
     /// Lost contact when silent longer than expected interval × this factor.
     pub lost_contact_factor: PerLevel<u32>,

@@ -33,7 +33,8 @@ pub enum TargetKind {
         /// Where to post.
         url: String,
     },
-    /// The office's MQTT alert topic (see [`alert_topic`]).
+    /// The office's MQTT alert topic (the service publishes on the topic
+    /// `geoward-proto` defines for it: `geoward/v1/office/{office}/alerts`).
     Mqtt,
 }
 
@@ -222,11 +223,6 @@ impl OfficeTree {
         }
         Vec::new()
     }
-}
-
-/// The MQTT topic an office's alerts are published on.
-pub fn alert_topic(office: &OfficeId) -> String {
-    format!("geoward/alerts/{office}")
 }
 
 #[cfg(test)]

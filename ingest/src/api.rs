@@ -88,7 +88,7 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Roles of API tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +103,8 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Officer => "officer",
             Role::Bureau => "bureau",
@@ -126,7 +127,8 @@ pub struct Principal {
 }
 
 impl Principal {
-    fn sees(&self, office: &str) -> bool {
+    /// True when the caller may see `office`.
+    pub fn sees(&self, office: &str) -> bool {
         self.scope.as_ref().is_none_or(|s| s.contains(office))
     }
 }
@@ -161,7 +163,7 @@ pub async fn create_token(
     Ok(token)
 }
 
-async fn subtree(store: &Store, root: &str) -> Result<HashSet<String>, sqlx::Error> {
+pub(crate) async fn subtree(store: &Store, root: &str) -> Result<HashSet<String>, sqlx::Error> {
     let sql = "WITH RECURSIVE sub(id) AS (SELECT id FROM offices WHERE id = $1 \
                UNION SELECT o.id FROM offices o JOIN sub ON o.parent_id = sub.id) SELECT id FROM sub";
     let rows: Vec<String> =
@@ -245,7 +247,7 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-fn bad(field: &str, why: &str) -> ApiError {
+pub(crate) fn bad(field: &str, why: &str) -> ApiError {
     ApiError::BadRequest(format!("{field}: {why}"))
 }
 
@@ -268,22 +270,33 @@ async fn visible_subject_office(
     }
 }
 
-fn audit_now() -> Ts {
+pub(crate) fn audit_now() -> Ts {
     Ts(Utc::now())
 }
 
+/// Writes an audit entry for a person's action, before the data is returned or
+/// after the change is stored, into the hash-chained audit log. Changes to the
+/// registry also make the decision engines reload.
 async fn audit(
-    store: &Store,
+    s: &AppState,
     who: &Principal,
     action: &str,
     subject: Option<&str>,
-    detail: Value,
+    mut detail: Value,
 ) -> ApiResult<()> {
-    let detail = detail.to_string();
+    if let (Some(subject), Some(map)) = (subject, detail.as_object_mut()) {
+        map.insert("subject".into(), json!(subject));
+    }
     let actor = format!("{}:{}", who.role.as_str(), who.name);
-    with_pool!(store, p => sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, subject_id, detail) VALUES ($1, $2, $3, $4, $5)"
-    ).bind(audit_now()).bind(&actor).bind(action).bind(subject).bind(&detail).execute(p).await.map(drop))?;
+    s.audit
+        .append(
+            &s.store,
+            crate::monitor::api_audit_event(&actor, action, detail),
+        )
+        .await?;
+    if !action.ends_with(".read") {
+        s.monitor.reload.notify_one();
+    }
     Ok(())
 }
 
@@ -327,14 +340,7 @@ async fn create_office(
     with_pool!(&s.store, p => sqlx::query(
         "INSERT INTO offices (id, parent_id, name, kind, created_at) VALUES ($1, $2, $3, $4, $5)"
     ).bind(&o.id).bind(&o.parent_id).bind(&o.name).bind(&o.kind).bind(audit_now()).execute(p).await.map(drop))?;
-    audit(
-        &s.store,
-        &who,
-        "office.create",
-        None,
-        json!({ "office": o.id }),
-    )
-    .await?;
+    audit(&s, &who, "office.create", None, json!({ "office": o.id })).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -346,6 +352,14 @@ struct Subject {
     office_id: String,
     name: String,
     supervision_level: String,
+    /// How often the subject's devices report when all is well, seconds (lost
+    /// contact is judged against it).
+    #[serde(default = "default_interval_s")]
+    expected_interval_s: i64,
+}
+
+fn default_interval_s() -> i64 {
+    60
 }
 
 fn check_level(level: &str) -> ApiResult<()> {
@@ -361,7 +375,7 @@ fn check_level(level: &str) -> ApiResult<()> {
 
 async fn list_subjects(State(s): State<AppState>, who: Principal) -> ApiResult<Json<Vec<Subject>>> {
     let all: Vec<Subject> = with_pool!(&s.store, p => sqlx::query_as(
-        "SELECT id, office_id, name, supervision_level FROM subjects ORDER BY id"
+        "SELECT id, office_id, name, supervision_level, expected_interval_s FROM subjects ORDER BY id"
     ).fetch_all(p).await)?;
     Ok(Json(
         all.into_iter().filter(|x| who.sees(&x.office_id)).collect(),
@@ -375,14 +389,17 @@ async fn create_subject(
 ) -> ApiResult<StatusCode> {
     check_id("id", &x.id)?;
     check_level(&x.supervision_level)?;
+    if !(1..=86_400).contains(&x.expected_interval_s) {
+        return Err(bad("expected_interval_s", "must be 1..=86400 seconds"));
+    }
     if !who.sees(&x.office_id) {
         return Err(ApiError::Forbidden);
     }
     with_pool!(&s.store, p => sqlx::query(
-        "INSERT INTO subjects (id, office_id, name, supervision_level, created_at) VALUES ($1, $2, $3, $4, $5)"
-    ).bind(&x.id).bind(&x.office_id).bind(&x.name).bind(&x.supervision_level).bind(audit_now())
+        "INSERT INTO subjects (id, office_id, name, supervision_level, expected_interval_s, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+    ).bind(&x.id).bind(&x.office_id).bind(&x.name).bind(&x.supervision_level).bind(x.expected_interval_s).bind(audit_now())
     .execute(p).await.map(drop))?;
-    audit(&s.store, &who, "subject.create", Some(&x.id), json!({})).await?;
+    audit(&s, &who, "subject.create", Some(&x.id), json!({})).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -393,7 +410,7 @@ async fn get_subject(
 ) -> ApiResult<Json<Subject>> {
     visible_subject_office(&s.store, &who, &id).await?;
     let x: Subject = with_pool!(&s.store, p => sqlx::query_as(
-        "SELECT id, office_id, name, supervision_level FROM subjects WHERE id = $1"
+        "SELECT id, office_id, name, supervision_level, expected_interval_s FROM subjects WHERE id = $1"
     ).bind(&id).fetch_one(p).await)?;
     Ok(Json(x))
 }
@@ -424,7 +441,7 @@ async fn update_subject(
         "UPDATE subjects SET office_id = COALESCE($1, office_id), name = COALESCE($2, name), \
          supervision_level = COALESCE($3, supervision_level) WHERE id = $4"
     ).bind(&u.office_id).bind(&u.name).bind(&u.supervision_level).bind(&id).execute(p).await.map(drop))?;
-    audit(&s.store, &who, "subject.update", Some(&id), json!({})).await?;
+    audit(&s, &who, "subject.update", Some(&id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -435,7 +452,7 @@ async fn delete_subject(
 ) -> ApiResult<StatusCode> {
     visible_subject_office(&s.store, &who, &id).await?;
     with_pool!(&s.store, p => sqlx::query("DELETE FROM subjects WHERE id = $1").bind(&id).execute(p).await.map(drop))?;
-    audit(&s.store, &who, "subject.delete", Some(&id), json!({})).await?;
+    audit(&s, &who, "subject.delete", Some(&id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -494,7 +511,7 @@ async fn track(
     };
     // Art. 61: the read is logged before any location leaves the service.
     audit(
-        &s.store,
+        &s,
         &who,
         "track.read",
         Some(&id),
@@ -592,7 +609,7 @@ async fn create_order(
     ).bind(&o.id).bind(&id).bind(&o.legal_basis).bind(&o.approver).bind(Ts(o.starts_at)).bind(Ts(o.ends_at))
     .bind(&o.renews_order_id).bind(audit_now()).execute(p).await.map(drop))?;
     audit(
-        &s.store,
+        &s,
         &who,
         "order.create",
         Some(&id),
@@ -635,17 +652,11 @@ async fn create_rule(
     }
     serde_json::from_str::<Value>(&r.params)
         .map_err(|_| bad("params", "must be a json document"))?;
+    crate::monitor::world::check_rule_params(&r.kind, &r.params).map_err(|e| bad("params", &e))?;
     with_pool!(&s.store, p => sqlx::query(
         "INSERT INTO subject_rules (id, subject_id, kind, zone_id, params, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
     ).bind(&r.id).bind(&id).bind(&r.kind).bind(&r.zone_id).bind(&r.params).bind(audit_now()).execute(p).await.map(drop))?;
-    audit(
-        &s.store,
-        &who,
-        "rule.create",
-        Some(&id),
-        json!({ "rule": r.id }),
-    )
-    .await?;
+    audit(&s, &who, "rule.create", Some(&id), json!({ "rule": r.id })).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -689,7 +700,7 @@ async fn create_leave(
     ).bind(&l.id).bind(&id).bind(&l.destination_zone_id).bind(&l.suspends_rule_id).bind(&l.approver)
     .bind(Ts(l.starts_at)).bind(Ts(l.ends_at)).bind(audit_now()).execute(p).await.map(drop))?;
     audit(
-        &s.store,
+        &s,
         &who,
         "leave.create",
         Some(&id),
@@ -741,7 +752,7 @@ async fn create_device(
     }
     let c = crate::cli::add_device(&s.store, &d.id, &d.kind, Some(&id)).await?;
     audit(
-        &s.store,
+        &s,
         &who,
         "device.create",
         Some(&id),
@@ -789,20 +800,29 @@ async fn create_zone(
     ) {
         return Err(bad("kind", "must be permitted, exclusion, home or leave"));
     }
-    let doc: Value = serde_json::from_str(&z.geojson).map_err(|_| bad("geojson", "not json"))?;
-    if !matches!(
-        doc.get("type").and_then(Value::as_str),
-        Some("Feature" | "FeatureCollection" | "Polygon" | "MultiPolygon")
-    ) {
-        return Err(bad(
-            "geojson",
-            "must be a Polygon, MultiPolygon, Feature or FeatureCollection",
-        ));
-    }
+    check_zone_geometry(&z)?;
     with_pool!(&s.store, p => sqlx::query(
         "INSERT INTO zones (id, office_id, name, kind, geojson, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
     ).bind(&z.id).bind(&z.office_id).bind(&z.name).bind(&z.kind).bind(&z.geojson).bind(audit_now())
     .execute(p).await.map(drop))?;
-    audit(&s.store, &who, "zone.create", None, json!({ "zone": z.id })).await?;
+    audit(&s, &who, "zone.create", None, json!({ "zone": z.id })).await?;
     Ok(StatusCode::CREATED)
+}
+
+/// Imports the zone alone through the zone engine: what the engine would reject
+/// is refused here, with the defect named, instead of being stored and ignored.
+fn check_zone_geometry(z: &Zone) -> ApiResult<()> {
+    let row = crate::monitor::world::ZoneRow {
+        id: z.id.clone(),
+        kind: z.kind.clone(),
+        geojson: z.geojson.clone(),
+    };
+    let feature = crate::monitor::world::zone_feature(&row).map_err(|e| bad("geojson", &e))?;
+    let doc = json!({ "type": "FeatureCollection", "features": [feature] });
+    let (_, report) =
+        geoward_geofence::import_value(&doc).map_err(|e| bad("geojson", &e.to_string()))?;
+    if let Some(d) = report.defects.first() {
+        return Err(bad("geojson", &d.to_string()));
+    }
+    Ok(())
 }

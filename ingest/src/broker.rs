@@ -30,6 +30,8 @@ pub struct BrokerHandles {
     pub link_tx: LinkTx,
     /// Receives uplinks.
     pub link_rx: LinkRx,
+    /// Publishes on office alert topics (the outbox's MQTT sink).
+    pub alerts_tx: LinkTx,
 }
 
 impl std::fmt::Debug for BrokerHandles {
@@ -117,7 +119,7 @@ pub fn start(
             anyhow::ensure!(p.exists(), "mqtt.tls: file {} does not exist", p.display());
         }
     }
-    let mut broker = Broker::new(rumqttd_config(cfg, auth, runtime));
+    let mut broker = Broker::new(rumqttd_config(cfg, auth, runtime.clone()));
     let (mut link_tx, link_rx) = broker
         .link("geoward-pipeline")
         .context("opening the broker's local link")?;
@@ -126,6 +128,24 @@ pub fn start(
             .subscribe(filter)
             .with_context(|| format!("subscribing to {filter}"))?;
     }
+    // A second link only publishes alerts; its receiving side carries nothing we
+    // need but must be read so the router never waits on it.
+    let (alerts_tx, mut alerts_rx) = broker
+        .link("geoward-alerts")
+        .context("opening the broker's alert link")?;
+    runtime.spawn(async move {
+        loop {
+            match alerts_rx.next().await {
+                Ok(Some(rumqttd::Notification::Unschedule)) => {
+                    if alerts_rx.wake().await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
     std::thread::Builder::new()
         .name("rumqttd".to_owned())
         .spawn(move || {
@@ -134,7 +154,11 @@ pub fn start(
             }
         })
         .context("spawning the broker thread")?;
-    Ok(BrokerHandles { link_tx, link_rx })
+    Ok(BrokerHandles {
+        link_tx,
+        link_rx,
+        alerts_tx,
+    })
 }
 
 /// Waits until something accepts TCP connections on `addr` (the broker binds on its

@@ -42,6 +42,12 @@ pub enum Command {
         #[command(subcommand)]
         command: EvidenceCommand,
     },
+    /// Audit log tools.
+    Audit {
+        /// Audit subcommand.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Certificate authority for device certificates (mTLS listener).
     Pki {
         /// PKI subcommand.
@@ -82,6 +88,19 @@ pub enum EvidenceCommand {
         /// The device whose chain to check.
         #[arg(long)]
         device: String,
+    },
+}
+
+/// `geoward audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the audit log's hash chain; exit code 1 when any entry was edited,
+    /// deleted or reordered. Prints the head (`seq:hash`) to record elsewhere;
+    /// with `--expect-head` a deleted tail is detected too.
+    Verify {
+        /// A head printed by an earlier verify (`seq:hash`); it must still be there.
+        #[arg(long)]
+        expect_head: Option<String>,
     },
 }
 
@@ -215,6 +234,56 @@ pub async fn evidence_verify(
                 "evidence chain of {device}: BROKEN ({}): {e}",
                 e.reason()
             )?;
+            Ok(false)
+        }
+    }
+}
+
+/// `audit verify`; true when the chain is intact (and holds `expect_head`).
+pub async fn audit_verify(
+    config: &Config,
+    expect_head: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let head = match expect_head {
+        Some(h) => {
+            let (seq, hash) = h
+                .split_once(':')
+                .context("--expect-head must be seq:hash as printed by audit verify")?;
+            Some((
+                seq.parse::<u64>()
+                    .context("--expect-head: seq is not a number")?,
+                hash.to_owned(),
+            ))
+        }
+        None => None,
+    };
+    let store = Store::connect(&config.storage).await?;
+    let entries = crate::store::alerts::audit_entries(&store).await;
+    store.close().await;
+    let entries = entries?;
+    let result = match &head {
+        Some((seq, hash)) => {
+            geoward_alerting::audit::verify_chain_with_head(&entries, (*seq, hash))
+        }
+        None => geoward_alerting::audit::verify_chain(&entries),
+    };
+    match result {
+        Ok(()) => {
+            match entries.last() {
+                Some(last) => writeln!(
+                    out,
+                    "audit log: intact ({} entries); head {}:{}",
+                    entries.len(),
+                    last.seq,
+                    last.hash
+                )?,
+                None => writeln!(out, "audit log: empty")?,
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            writeln!(out, "audit log: BROKEN ({}): {e}", e.reason())?;
             Ok(false)
         }
     }

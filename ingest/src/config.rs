@@ -36,6 +36,49 @@ pub struct Config {
     pub http: HttpConfig,
     /// Device identity and authenticated payloads.
     pub security: SecurityConfig,
+    /// Zone judging, incidents, escalation and notification delivery.
+    pub alerting: AlertingConfig,
+}
+
+/// Zone judging, incidents, escalation and delivery.
+///
+/// `policy` (escalation, lost contact, abscondment; `geoward-alerting`'s documented
+/// defaults), `thresholds` (breach confirmation per supervision level;
+/// `geoward-geofence`'s defaults) and `retry` (outbox backoff) are optional tables:
+/// any key left out keeps its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Clock tick of the decision engines (lost contact, curfew deadlines,
+    /// escalation), in milliseconds.
+    pub tick_ms: u64,
+    /// Subjects, rules, zones and offices are reloaded from the database this often
+    /// (orders start and end by time), in seconds; API changes reload at once.
+    pub reload_interval_seconds: u64,
+    /// How often the outbox is polled for due notifications, in milliseconds.
+    pub delivery_poll_ms: u64,
+    /// Webhook request timeout, in milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// Escalation and incident policy.
+    pub policy: geoward_alerting::Policy,
+    /// Breach confirmation thresholds.
+    pub thresholds: geoward_geofence::Thresholds,
+    /// Outbox retry policy.
+    pub retry: geoward_alerting::outbox::RetryPolicy,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 1000,
+            reload_interval_seconds: 60,
+            delivery_poll_ms: 500,
+            webhook_timeout_ms: 5000,
+            policy: geoward_alerting::Policy::default(),
+            thresholds: geoward_geofence::Thresholds::default(),
+            retry: geoward_alerting::outbox::RetryPolicy::default(),
+        }
+    }
 }
 
 /// Embedded broker settings (rumqttd).
@@ -166,7 +209,7 @@ impl Default for StorageConfig {
             database_url: String::new(),
             data_dir: PathBuf::from("geoward-data"),
             batch_max_rows: 5_000,
-            batch_max_delay_ms: 100,
+            batch_max_delay_ms: 10,
             pool_max_connections: 8,
             retention_days: 365,
             partition_interval_days: 7,

@@ -21,6 +21,12 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set once the broker listens and the pipeline runs.
     pub ready: Arc<AtomicBool>,
+    /// The decision engines (officer actions, live feed, reloads).
+    pub monitor: crate::monitor::MonitorHandle,
+    /// The hash-chained audit log.
+    pub audit: crate::store::alerts::AuditLog,
+    /// Fires at shutdown: long-lived responses (live feeds) end so the server can.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// The router of every HTTP endpoint.
@@ -30,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::api::routes())
+        .merge(crate::incidents_api::routes())
         .with_state(state)
 }
 

@@ -7,10 +7,13 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod evidence;
 pub mod http;
 pub mod import;
+pub mod incidents_api;
 pub mod metrics;
+pub mod monitor;
 pub mod pipeline;
 pub mod pki;
 pub mod store;
@@ -74,6 +77,25 @@ pub async fn run(
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let audit = store::alerts::AuditLog::open(&store).await?;
+    let (monitor, monitor_rx) = monitor::MonitorHandle::new(1024);
+    let judges = monitor::start(
+        store.clone(),
+        audit.clone(),
+        metrics.clone(),
+        config.alerting.clone(),
+        &monitor,
+        abort.clone(),
+    )
+    .await?;
+    let monitor_task = tokio::spawn(monitor::run(judges, monitor_rx));
+    tracker.spawn(delivery::run(
+        store.clone(),
+        metrics.clone(),
+        config.alerting.clone(),
+        handles.alerts_tx,
+        stop.clone(),
+    ));
     let (tx, rx) = mpsc::channel(config.pipeline.queue_capacity);
     tracker.spawn(pipeline::run_reader(
         handles.link_rx,
@@ -93,6 +115,7 @@ pub async fn run(
             batch_max_delay: Duration::from_millis(config.storage.batch_max_delay_ms),
             max_pending_per_device: config.pipeline.max_pending_sequences_per_device,
         },
+        Some(monitor.tx.clone()),
         abort.clone(),
     ));
     tracker.spawn(maintenance(
@@ -106,6 +129,9 @@ pub async fn run(
         store: store.clone(),
         metrics: metrics.clone(),
         ready: ready.clone(),
+        monitor: monitor.clone(),
+        audit: audit.clone(),
+        stop: stop.clone(),
     });
     let http_addr = http
         .local_addr()
@@ -145,6 +171,13 @@ pub async fn run(
         );
         abort.cancel();
         let _ = tokio::time::timeout(Duration::from_millis(500), tracker.wait()).await;
+    }
+    // The pipeline is drained: let the monitor judge what it handed over, then stop.
+    abort.cancel();
+    match tokio::time::timeout(Duration::from_secs(1), monitor_task).await {
+        Ok(Err(e)) => tracing::error!(error = %e, "monitor panicked"),
+        Ok(Ok(())) => {}
+        Err(_) => tracing::warn!("monitor did not finish in time"),
     }
     store.close().await;
     Ok(())

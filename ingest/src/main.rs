@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use geoward_ingest::cli::{
-    self, Cli, Command, DevicesCommand, EvidenceCommand, TokensCommand, ZonesCommand,
+    self, AuditCommand, Cli, Command, DevicesCommand, EvidenceCommand, TokensCommand, ZonesCommand,
 };
 use geoward_ingest::zones_cmd;
 
@@ -56,6 +56,13 @@ fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
                         command: EvidenceCommand::Verify { device },
                     } => {
                         if !cli::evidence_verify(&config, device, &mut out).await? {
+                            return Ok(ExitCode::from(1));
+                        }
+                    }
+                    Command::Audit {
+                        command: AuditCommand::Verify { expect_head },
+                    } => {
+                        if !cli::audit_verify(&config, expect_head.as_deref(), &mut out).await? {
                             return Ok(ExitCode::from(1));
                         }
                     }

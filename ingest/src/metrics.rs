@@ -43,6 +43,24 @@ pub struct Metrics {
     pub security_events: IntCounterVec,
     /// Broker log entries the pipeline never saw (the broker skipped a slow reader).
     pub skipped_broker_messages: IntCounter,
+    /// Incident changes, by timeline event (`opened`, `escalated`, `cleared`, ...).
+    pub incident_changes: IntCounterVec,
+    /// Incidents opened, by kind.
+    pub incidents_opened: IntCounterVec,
+    /// Stored items the engines did not judge, by reason (`no_active_order`, ...).
+    pub unjudged_items: IntCounterVec,
+    /// Possible crossings of exclusion zones between sparse fixes (not incidents).
+    pub possible_crossings: IntCounter,
+    /// Subjects or zones the engines could not take, by reason.
+    pub registry_errors: IntCounterVec,
+    /// Notification delivery attempts, by outcome (`delivered`, a retry reason, `dead`).
+    pub deliveries: IntCounterVec,
+    /// Outbox records by state (`pending`, `in_flight`, `delivered`, `dead`).
+    pub outbox_records: IntGaugeVec,
+    /// Officers connected to live feeds.
+    pub feed_clients: IntGauge,
+    /// Fix arrival (receive time) to live-feed publication, seconds.
+    pub fix_to_feed_seconds: Histogram,
 }
 
 impl Metrics {
@@ -105,7 +123,63 @@ impl Metrics {
         registry
             .register(Box::new(queue_depth.clone()))
             .expect("unique metric");
+        let outbox_records = IntGaugeVec::new(
+            Opts::new(
+                "geoward_outbox_records",
+                "notification outbox records by state",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(outbox_records.clone()))
+            .expect("unique metric");
+        let fix_to_feed_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "geoward_fix_to_feed_seconds",
+                "receive time of a fix to the live-feed event it caused",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(fix_to_feed_seconds.clone()))
+            .expect("unique metric");
         Metrics {
+            incident_changes: counter_vec(
+                "geoward_incident_changes_total",
+                "incident timeline entries, by event",
+                &["event"],
+            ),
+            incidents_opened: counter_vec(
+                "geoward_incidents_opened_total",
+                "incidents opened, by kind",
+                &["kind"],
+            ),
+            unjudged_items: counter_vec(
+                "geoward_unjudged_items_total",
+                "stored fixes and events no engine judged, by reason",
+                &["reason"],
+            ),
+            possible_crossings: counter(
+                "geoward_possible_crossings_total",
+                "straight segments between sparse fixes that cross an exclusion zone",
+            ),
+            registry_errors: counter_vec(
+                "geoward_registry_errors_total",
+                "subjects or zones the engines could not take, by reason",
+                &["reason"],
+            ),
+            deliveries: counter_vec(
+                "geoward_deliveries_total",
+                "notification delivery attempts, by outcome",
+                &["outcome"],
+            ),
+            outbox_records,
+            feed_clients: gauge("geoward_feed_clients", "officers connected to live feeds"),
+            fix_to_feed_seconds,
             messages_received: counter(
                 "geoward_messages_received_total",
                 "uplink messages read from the broker",

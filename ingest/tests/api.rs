@@ -13,29 +13,11 @@ async fn request(
     token: &str,
     body: Option<&str>,
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(svc.http).await.unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text[9..12].parse().unwrap();
-    (
-        status,
-        text.split_once("\r\n\r\n")
-            .map(|x| x.1.to_owned())
-            .unwrap_or_default(),
-    )
+    common::api(svc, method, path, token, body).await
 }
 
 async fn audit_rows(store: &Store, action: &str) -> i64 {
-    geoward_ingest::with_pool!(store, p => sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+    geoward_ingest::with_pool!(store, p => sqlx::query_scalar("SELECT COUNT(*) FROM audit_chain WHERE action = $1")
         .bind(action).fetch_one(p).await.unwrap())
 }
 

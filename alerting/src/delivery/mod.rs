@@ -18,7 +18,7 @@ use crate::time::Timestamp;
 /// Something that can deliver a notification once: a webhook, the MQTT
 /// alert topic of an office (implemented by the service with its broker
 /// link, publishing [`Notification::body`] on
-/// [`crate::routing::alert_topic`]), or the live feed.
+/// the office's alert topic of `geoward-proto`), or the live feed.
 pub trait AlertSink {
     /// One attempt; never panics, never retries.
     fn deliver(&self, notification: &Notification) -> impl Future<Output = DeliveryOutcome> + Send;

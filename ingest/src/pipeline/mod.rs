@@ -117,6 +117,7 @@ pub async fn run_batcher(
     mut link_tx: LinkTx,
     metrics: Metrics,
     settings: PipelineSettings,
+    monitor: Option<mpsc::Sender<crate::monitor::Input>>,
     abort: CancellationToken,
 ) {
     let mut tracks: HashMap<String, DeviceTrack> = HashMap::new();
@@ -215,7 +216,63 @@ pub async fn run_batcher(
                 Err(e) => tracing::warn!(error = %e, "publishing ack failed"),
             }
         }
+        // Only what is durable is judged: every incident's evidence is stored.
+        if let Some(monitor) = &monitor {
+            let stored = stored_items(plan.write);
+            if !stored.is_empty()
+                && monitor
+                    .send(crate::monitor::Input::Stored(stored))
+                    .await
+                    .is_err()
+            {
+                tracing::debug!("monitor stopped; stored items are not judged");
+            }
+        }
     }
+}
+
+/// The committed rows of a batch as per-device item lists, in commit order.
+fn stored_items(write: crate::store::WriteBatch) -> Vec<crate::monitor::Stored> {
+    let mut out: Vec<crate::monitor::Stored> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut push = |device: String, received_at, item| {
+        let i = *index.entry(device.clone()).or_insert_with(|| {
+            out.push(crate::monitor::Stored {
+                device_id: device,
+                received_at,
+                items: Vec::new(),
+            });
+            out.len() - 1
+        });
+        out[i].items.push(item);
+    };
+    for f in write.fixes {
+        push(
+            f.device_id,
+            f.received_at,
+            plan::Item::Fix {
+                seq: f.seq,
+                time: f.fix_time,
+                lat: f.lat,
+                lon: f.lon,
+                accuracy_m: f.accuracy_m,
+                source: f.source,
+            },
+        );
+    }
+    for e in write.events {
+        push(
+            e.device_id,
+            e.received_at,
+            plan::Item::Event {
+                seq: e.seq,
+                time: e.event_time,
+                kind: e.kind,
+                detail: e.detail,
+            },
+        );
+    }
+    out
 }
 
 /// Sleeps `d` unless `abort` fires first; true when aborted.

@@ -7,6 +7,7 @@
 //! Everything a batch contains is written in one transaction, and only after that
 //! transaction commits may the pipeline acknowledge it.
 
+pub mod alerts;
 mod postgres;
 mod sqlite;
 

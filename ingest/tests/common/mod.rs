@@ -151,6 +151,21 @@ impl Service {
         }
     }
 
+    /// Stops the service and keeps its directory (and database) for a restart.
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        self.stop().await;
+        dir
+    }
+
+    /// Starts the service again on the same data. The MQTT port is new: rumqttd
+    /// cannot be stopped, so the old broker keeps its port for the life of the test.
+    pub async fn restart(dir: tempfile::TempDir, mut config: Config) -> Service {
+        config.mqtt.tcp_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let store = Store::connect(&config.storage).await.unwrap();
+        Self::spawn(dir, config, store).await
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.config.storage.data_dir.clone()
     }
@@ -355,4 +370,143 @@ pub async fn count_rows(store: &Store, table: &str, device: &str) -> i64 {
 
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
+}
+
+impl Device {
+    /// Publishes any uplink, MAC-sealed JSON, on this device's own topic.
+    pub async fn send(&self, message: &Uplink) {
+        let payload = geoward_proto::encode_uplink(
+            &self.id,
+            message,
+            Encoding::Json,
+            Protection::Mac { secret: &self.key },
+        )
+        .unwrap();
+        self.publish_raw(&format!("geoward/v1/dev/{}/up/json", self.id), payload)
+            .await;
+    }
+}
+
+/// A GNSS fix at a place and time.
+pub fn fix_at(seq: u64, time_ms: i64, lat: f64, lon: f64) -> Fix {
+    Fix {
+        seq,
+        time: Timestamp(time_ms),
+        lat,
+        lon,
+        accuracy_m: 5.0,
+        altitude_m: None,
+        speed_mps: None,
+        heading_deg: None,
+        satellites: Some(9),
+        source: PositionSource::Gnss,
+    }
+}
+
+/// One HTTP/1.1 request to the admin API with a bearer token; (status, body).
+pub async fn api(
+    svc: &Service,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(svc.http).await.unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text[9..12].parse().unwrap();
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|x| x.1.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+/// A live-feed (SSE) reader over a raw HTTP/1.0 connection (no chunked framing).
+pub struct FeedReader {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+    /// Status code of the response.
+    pub status: u16,
+}
+
+/// One SSE event.
+#[derive(Debug, Clone)]
+pub struct FeedFrame {
+    pub id: u64,
+    pub event: String,
+    pub data: serde_json::Value,
+}
+
+impl FeedReader {
+    /// Opens `/api/feed?{query}` with `last_event_id` as the `Last-Event-ID` header.
+    pub async fn open(
+        svc: &Service,
+        token: &str,
+        query: &str,
+        last_event_id: Option<u64>,
+    ) -> FeedReader {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(svc.http).await.unwrap();
+        let resume = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "GET /api/feed?{query} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Accept: text/event-stream\r\n{resume}\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut lines = tokio::io::BufReader::new(s).lines();
+        let status_line = lines.next_line().await.unwrap().unwrap_or_default();
+        let status = status_line
+            .get(9..12)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.trim().is_empty() {
+                break;
+            }
+        }
+        FeedReader { lines, status }
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<FeedFrame> {
+        tokio::time::timeout(timeout, async {
+            let (mut id, mut event, mut data) = (None, String::new(), String::new());
+            while let Some(line) = self.lines.next_line().await.ok()? {
+                let line = line.trim_end_matches('\r');
+                if line.is_empty() {
+                    if let Some(id) = id.filter(|_| !data.is_empty()) {
+                        return Some(FeedFrame {
+                            id,
+                            event,
+                            data: serde_json::from_str(&data).unwrap(),
+                        });
+                    }
+                    continue;
+                }
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
 }
