@@ -137,6 +137,8 @@ pub struct Report {
     pub reconnects: u64,
     /// Failed connection attempts.
     pub connect_errors: u64,
+    /// The same by reason (`crate::wire::stats::CONNECT_ERROR_REASONS`).
+    pub connect_errors_by_reason: std::collections::BTreeMap<&'static str, u64>,
     /// Undecodable downlinks.
     pub bad_downlinks: u64,
     /// Skipped messages (encoding cannot carry them).
@@ -177,6 +179,7 @@ impl Report {
             errors: t.errors,
             reconnects: t.reconnects,
             connect_errors: t.connect_errors,
+            connect_errors_by_reason: t.connect_errors_by_reason.clone(),
             bad_downlinks: t.bad_downlinks,
             skipped: t.skipped,
             ack_latency: Percentiles::of(&t.ack_latency_us),
@@ -231,7 +234,7 @@ impl Report {
              rate:      {rate:.1} fixes/s{target}\n\
              acks:      {acked} acked, {unacked} unacked at end, {resent} resent\n\
              latency:   publish->ack p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({n} samples)\n\
-             problems:  {errors} errors, {reconnects} reconnects, {ce} failed connects, {bd} bad downlinks, {sk} skipped{int}\n{incidents}",
+             problems:  {errors} errors, {reconnects} reconnects, {ce} failed connects{why}, {bd} bad downlinks, {sk} skipped{int}\n{incidents}",
             mode = self.mode,
             devices = self.devices,
             published = self.published,
@@ -249,6 +252,16 @@ impl Report {
             errors = self.errors,
             reconnects = self.reconnects,
             ce = self.connect_errors,
+            why = if self.connect_errors_by_reason.is_empty() {
+                String::new()
+            } else {
+                let parts: Vec<String> = self
+                    .connect_errors_by_reason
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                format!(" ({})", parts.join(", "))
+            },
             bd = self.bad_downlinks,
             sk = self.skipped,
             int = if self.interrupted {

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::relay::{Relay, Upstream};
-use super::stats::{Live, Mark, Stats};
+use super::stats::{CONNECT_ERROR_REASONS, Live, Mark, Stats, connect_error_reason};
 use super::{Input, WireConfig, WireError};
 use crate::plan::{Send, fix_count, message_time_ms};
 
@@ -51,6 +51,8 @@ struct Link {
 #[derive(Default)]
 struct Counters {
     connect_errors: AtomicU64,
+    /// By index into [`CONNECT_ERROR_REASONS`].
+    connect_reasons: [AtomicU64; CONNECT_ERROR_REASONS.len()],
     bad_downlinks: AtomicU64,
 }
 
@@ -229,12 +231,16 @@ async fn poll(
                 }
             }
             Ok(_) => {}
-            Err(_) => {
+            Err(e) => {
                 let was_up = conn.borrow().up;
                 if was_up {
                     conn.send_modify(|c| c.up = false);
                 } else {
                     counters.connect_errors.fetch_add(1, Ordering::Relaxed);
+                    let reason = connect_error_reason(&e);
+                    if let Some(i) = CONNECT_ERROR_REASONS.iter().position(|r| *r == reason) {
+                        counters.connect_reasons[i].fetch_add(1, Ordering::Relaxed);
+                    }
                     Live::add(&live.connect_errors, 1);
                 }
                 if conn.is_closed() {
@@ -342,6 +348,15 @@ impl Device {
             }
         }
         self.stats.connect_errors = link.counters.connect_errors.load(Ordering::Relaxed);
+        for (reason, n) in CONNECT_ERROR_REASONS
+            .iter()
+            .zip(&link.counters.connect_reasons)
+        {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                self.stats.connect_errors_by_reason.insert(reason, n);
+            }
+        }
         self.stats.bad_downlinks = link.counters.bad_downlinks.load(Ordering::Relaxed);
         // Without service acks, what the broker has not confirmed counts too.
         let unconfirmed = if self.expect_acks {

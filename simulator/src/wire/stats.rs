@@ -1,6 +1,7 @@
 //! What a run measured: counters and latency histograms, mergeable across
 //! device tasks so no lock sits on the publish path.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
@@ -34,6 +35,8 @@ pub struct Stats {
     pub reconnects: u64,
     /// Failed connection attempts (refused, bad credentials, timeouts).
     pub connect_errors: u64,
+    /// The same by reason ([`CONNECT_ERROR_REASONS`]); only reasons seen.
+    pub connect_errors_by_reason: BTreeMap<&'static str, u64>,
     /// Downlinks that did not decode.
     pub bad_downlinks: u64,
     /// Produce → ack latency, microseconds: from the moment the device had
@@ -74,6 +77,7 @@ impl Default for Stats {
             errors: 0,
             reconnects: 0,
             connect_errors: 0,
+            connect_errors_by_reason: BTreeMap::new(),
             bad_downlinks: 0,
             ack_latency_us: new_histogram(),
             marks: Vec::new(),
@@ -95,6 +99,9 @@ impl Stats {
         self.errors += o.errors;
         self.reconnects += o.reconnects;
         self.connect_errors += o.connect_errors;
+        for (k, v) in &o.connect_errors_by_reason {
+            *self.connect_errors_by_reason.entry(k).or_default() += v;
+        }
         self.bad_downlinks += o.bad_downlinks;
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.ack_latency_us.add(&o.ack_latency_us);
@@ -206,5 +213,71 @@ impl Live {
             reconnects: r(&self.reconnects),
             connect_errors: r(&self.connect_errors),
         }
+    }
+}
+
+/// Why connection attempts fail, as stable low-cardinality codes:
+/// `not_authorized` (a CONNACK refusing the user name or password;
+/// rumqttd, Geoward's broker, just closes the connection instead: `closed`),
+/// `refused` (another CONNACK refusal), `timeout` (no CONNACK in time),
+/// `tls` (handshake or certificate), `connection_refused` (nothing listens),
+/// `closed` (the peer hung up, e.g. a broker refusing a TLS client without
+/// certificate), `no_local_port` (ephemeral ports exhausted: add source
+/// addresses), `too_many_open_files` (raise `ulimit -n`), `io` (other
+/// socket errors), `protocol` (unexpected packet), `other`.
+pub const CONNECT_ERROR_REASONS: [&str; 11] = [
+    "not_authorized",
+    "refused",
+    "timeout",
+    "tls",
+    "connection_refused",
+    "closed",
+    "no_local_port",
+    "too_many_open_files",
+    "io",
+    "protocol",
+    "other",
+];
+
+/// The reason code of a failed connection attempt.
+pub fn connect_error_reason(e: &rumqttc::ConnectionError) -> &'static str {
+    use rumqttc::{ConnectReturnCode, ConnectionError as E, StateError};
+    match e {
+        E::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => "not_authorized",
+        E::ConnectionRefused(_) => "refused",
+        E::NetworkTimeout | E::FlushTimeout => "timeout",
+        E::Tls(_) => "tls",
+        E::Io(io)
+        | E::MqttState(StateError::Io(io))
+        | E::MqttState(StateError::Deserialization(rumqttc::mqttbytes::Error::Io(io))) => {
+            io_reason(io)
+        }
+        E::MqttState(StateError::ConnectionAborted) => "closed",
+        E::MqttState(_) | E::NotConnAck(_) => "protocol",
+        _ => "other",
+    }
+}
+
+fn io_reason(io: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    // A TLS alert (e.g. the broker wants a client certificate) surfaces as
+    // an I/O error wrapping the rustls error.
+    let tls = io
+        .get_ref()
+        .is_some_and(|e| e.is::<tokio_rustls::rustls::Error>());
+    if tls {
+        return "tls";
+    }
+    match io.kind() {
+        ErrorKind::ConnectionRefused => "connection_refused",
+        ErrorKind::UnexpectedEof
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe => "closed",
+        ErrorKind::AddrNotAvailable | ErrorKind::AddrInUse => "no_local_port",
+        _ if io.raw_os_error() == Some(24) => "too_many_open_files",
+        _ => "io",
     }
 }
