@@ -266,6 +266,12 @@ impl BandIndex {
         }
     }
 
+    /// [`BandIndex::contains`] for every point of a rectangle, when the
+    /// cell grid alone tells (see [`CellGrid::summarize`]).
+    pub(crate) fn contains_all_or_none(&self, rect: [f64; 4]) -> Option<bool> {
+        self.grid.summarize(rect)
+    }
+
     /// From the cell grid alone: whether the point is inside and a lower
     /// bound of its distance in metres to every edge (`frame` centred on
     /// the point), when its cell is free of edges or it is outside the box.

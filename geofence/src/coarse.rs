@@ -7,11 +7,17 @@
 //! exact test of each listed piece then decides. Pieces whose box covers a
 //! large share of the grid are kept apart in a short list tested for every
 //! query, so one huge zone cannot blow up the grid.
+//!
+//! Each listing also carries the piece's zone and, when the piece's own
+//! cell grid says that the whole coarse cell is inside (or outside) the
+//! piece, that answer: a point there is located without reading the piece
+//! at all.
 
-/// Target cells per piece.
-const CELLS_PER_ITEM: usize = 4;
+/// Target cells per piece: fine enough that many cells lie wholly inside
+/// one county.
+const CELLS_PER_ITEM: usize = 16;
 const MIN_CELLS: usize = 64;
-const MAX_CELLS: usize = 1 << 22;
+const MAX_CELLS: usize = 1 << 20;
 /// A piece covering more cells than this goes to the always-tested list.
 const MAX_CELLS_PER_ITEM: usize = 1 << 14;
 /// Boxes are widened by this fraction of a cell when listed.
@@ -22,11 +28,28 @@ const MARGIN: f64 = 1.0 / 64.0;
 #[derive(Debug, Clone, Copy)]
 struct Listed {
     item: u32,
+    zone: u32,
     bbox: [f32; 4],
+    /// What the piece says for every point of the cell, if it says one
+    /// thing: [`UNKNOWN`], [`INSIDE`] or [`OUTSIDE`].
+    class: u8,
+}
+
+const UNKNOWN: u8 = 0;
+const INSIDE: u8 = 1;
+const OUTSIDE: u8 = 2;
+
+/// One candidate of a point query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Candidate {
+    /// The piece contains the point; no need to ask it.
+    Inside { zone: u32 },
+    /// Ask the piece.
+    Test { item: u32 },
 }
 
 impl Listed {
-    fn new(item: usize, b: &[f64; 4]) -> Self {
+    fn new(item: usize, zone: u32, b: &[f64; 4]) -> Self {
         let down = |v: f64| {
             let f = v as f32;
             if f64::from(f) > v { f.next_down() } else { f }
@@ -37,7 +60,9 @@ impl Listed {
         };
         Self {
             item: item as u32,
+            zone,
             bbox: [down(b[0]), down(b[1]), up(b[2]), up(b[3])],
+            class: UNKNOWN,
         }
     }
 
@@ -69,8 +94,15 @@ pub(crate) struct CoarseGrid {
 }
 
 impl CoarseGrid {
-    /// `boxes[i]` is piece `i`'s `[min_x, min_y, max_x, max_y]` in degrees.
-    pub(crate) fn new(boxes: &[[f64; 4]]) -> Self {
+    /// `boxes[i]` is piece `i`'s `[min_x, min_y, max_x, max_y]` in degrees
+    /// and `zones[i]` its zone; `summarize(i, rect)` must tell whether piece
+    /// `i` contains every point of `rect` (`Some(true)`), none of them
+    /// (`Some(false)`), or cannot tell (`None`).
+    pub(crate) fn new(
+        boxes: &[[f64; 4]],
+        zones: &[u32],
+        summarize: impl Fn(usize, [f64; 4]) -> Option<bool>,
+    ) -> Self {
         let finite =
             |b: &&[f64; 4]| b.iter().all(|v| v.is_finite()) && b[0] <= b[2] && b[1] <= b[3];
         let (mut min_x, mut min_y, mut max_x, mut max_y) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
@@ -139,27 +171,40 @@ impl CoarseGrid {
             counts[c + 1] += counts[c];
         }
         let mut cursor = counts[..cells].to_vec();
-        grid.items = vec![
-            Listed {
-                item: 0,
-                bbox: [0.0; 4],
-            };
-            counts[cells] as usize
-        ];
+        grid.items = vec![Listed::new(0, 0, &[0.0; 4]); counts[cells] as usize];
         for (i, b) in boxes.iter().enumerate() {
             if !listed[i] {
                 continue;
             }
             let (c0, r0, c1, r1) = span(&grid, b);
             for r in r0..=r1 {
-                for slot in &mut cursor[r * grid.nx + c0..=r * grid.nx + c1] {
-                    grid.items[*slot as usize] = Listed::new(i, b);
+                for c in c0..=c1 {
+                    let slot = &mut cursor[r * grid.nx + c];
+                    let mut l = Listed::new(i, zones[i], b);
+                    l.class = match summarize(i, grid.cell_rect(c, r)) {
+                        None => UNKNOWN,
+                        Some(true) => INSIDE,
+                        Some(false) => OUTSIDE,
+                    };
+                    grid.items[*slot as usize] = l;
                     *slot += 1;
                 }
             }
         }
         grid.offsets = counts;
         grid
+    }
+
+    /// Cell `(c, r)` widened by [`MARGIN`]: it holds every point whose
+    /// lookup lands in the cell, rounding included.
+    fn cell_rect(&self, c: usize, r: usize) -> [f64; 4] {
+        let (w, h) = (1.0 / self.sx, 1.0 / self.sy);
+        [
+            self.min_x + c as f64 * w - MARGIN * w,
+            self.min_y + r as f64 * h - MARGIN * h,
+            self.min_x + (c + 1) as f64 * w + MARGIN * w,
+            self.min_y + (r + 1) as f64 * h + MARGIN * h,
+        ]
     }
 
     fn col(&self, x: f64) -> usize {
@@ -180,9 +225,10 @@ impl CoarseGrid {
         }
     }
 
-    /// Every piece whose box may contain the point (a superset of those
-    /// that do), each once.
-    pub(crate) fn candidates(&self, x: f64, y: f64) -> impl Iterator<Item = u32> + '_ {
+    /// Every piece that may contain the point (a superset of those that
+    /// do), each once: those known to contain it by zone, the others to
+    /// test.
+    pub(crate) fn candidates(&self, x: f64, y: f64) -> impl Iterator<Item = Candidate> + '_ {
         let cell: &[Listed] =
             if x >= self.min_x && x <= self.max_x && y >= self.min_y && y <= self.max_y {
                 let c = self.row(y) * self.nx + self.col(x);
@@ -191,9 +237,12 @@ impl CoarseGrid {
                 &[]
             };
         cell.iter()
-            .filter(move |l| l.may_hold(x, y))
-            .map(|l| l.item)
-            .chain(self.wide.iter().copied())
+            .filter(move |l| l.class != OUTSIDE && l.may_hold(x, y))
+            .map(|l| match l.class {
+                INSIDE => Candidate::Inside { zone: l.zone },
+                _ => Candidate::Test { item: l.item },
+            })
+            .chain(self.wide.iter().map(|&item| Candidate::Test { item }))
     }
 
     /// Heap bytes owned by the grid.

@@ -281,6 +281,44 @@ impl CellGrid {
         }
     }
 
+    /// What every point of the rectangle `[min_x, min_y, max_x, max_y]`
+    /// gets from [`CellGrid::class`]: `Some(inside)` when all of them get
+    /// the same free answer (or lie outside the box), `None` otherwise.
+    pub(crate) fn summarize(&self, r: [f64; 4]) -> Option<bool> {
+        if r[2] < self.min_x || r[0] > self.max_x || r[3] < self.min_y || r[1] > self.max_y {
+            return Some(false);
+        }
+        let within =
+            r[0] >= self.min_x && r[2] <= self.max_x && r[1] >= self.min_y && r[3] <= self.max_y;
+        // `col` and `row` are monotone: every point of the rectangle looks
+        // up a cell in these ranges.
+        let (c0, c1, r0, r1) = (
+            self.col(r[0]),
+            self.col(r[2]),
+            self.row(r[1]),
+            self.row(r[3]),
+        );
+        let first = self.cells[r0 * self.nx + c0];
+        if first == 0 {
+            return None;
+        }
+        let inside = first & INSIDE != 0;
+        if inside && !within {
+            // Points outside the box are outside.
+            return None;
+        }
+        for row in r0..=r1 {
+            let cells = &self.cells[row * self.nx + c0..=row * self.nx + c1];
+            if cells
+                .iter()
+                .any(|c| *c == 0 || (*c & INSIDE != 0) != inside)
+            {
+                return None;
+            }
+        }
+        Some(inside)
+    }
+
     /// Looks up the cell of a point.
     pub(crate) fn class(&self, x: f64, y: f64) -> CellClass {
         if !(x >= self.min_x && x <= self.max_x && y >= self.min_y && y <= self.max_y) {
@@ -516,6 +554,45 @@ mod tests {
         }
         // The grid must actually answer something.
         prop_assert!(free > 0);
+        // Rectangle summaries: every point of a summarized rectangle
+        // (corners, edges, inside) gets the summary's answer.
+        let [x0, y0, x1, y1] = c.index.bbox();
+        let (w, h) = (x1 - x0, y1 - y0);
+        let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut summarized = 0;
+        for _ in 0..200 {
+            let size = [0.01, 0.05, 0.3][(next() * 3.0) as usize % 3];
+            let (rx, ry) = (
+                x0 - 0.2 * w + 1.4 * w * next(),
+                y0 - 0.2 * h + 1.4 * h * next(),
+            );
+            let rect = [rx, ry, rx + size * w, ry + size * h];
+            let Some(inside) = c.index.contains_all_or_none(rect) else {
+                continue;
+            };
+            summarized += 1;
+            for i in 0..=8 {
+                for j in 0..=8 {
+                    let (x, y) = (
+                        rect[0] + (rect[2] - rect[0]) * f64::from(i) / 8.0,
+                        rect[1] + (rect[3] - rect[1]) * f64::from(j) / 8.0,
+                    );
+                    prop_assert_eq!(
+                        c.index.contains(x, y),
+                        inside,
+                        "({}, {}) in {:?}",
+                        x,
+                        y,
+                        rect
+                    );
+                }
+            }
+        }
+        prop_assert!(summarized > 0);
         Ok(())
     }
 

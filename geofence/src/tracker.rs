@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
 
 use crate::fix::{Fix, FixError};
-use crate::geodesy::distance_m;
+use crate::geodesy::{METRES_PER_DEGREE, distance_m};
 use crate::hysteresis::{Obs, Phase, RuleState, Step};
 use crate::judge::{CURFEW, Compiled, FIRST_EXCLUSION, PERMITTED, Verdict, Verdicts};
 use crate::rules::{RulesError, SubjectRules};
@@ -72,7 +72,33 @@ struct Pos {
 }
 
 impl Pos {
+    /// Whether `to` can be reached from here at `max_speed_mps`, allowing
+    /// for both accuracy radii. Decided by [`Pos::reachable_exact`]; bounds
+    /// of the great-circle distance that need no trigonometry settle the
+    /// clear cases first (every fix of a walking subject) with margins far
+    /// above rounding, so the answer is always the exact one.
     fn reachable(&self, to: &Pos, max_speed_mps: f64) -> bool {
+        let secs = ((to.t - self.t).abs() as f64 / 1000.0).max(1.0);
+        let limit = max_speed_mps * secs + self.r + to.r;
+        if limit.is_finite() && max_speed_mps >= 0.0 {
+            let (dlat, dlon) = ((to.lat - self.lat).abs(), (to.lon - self.lon).abs());
+            // Along the meridian, then along the parallel nearer the
+            // equator (where a degree of longitude is longest): an upper
+            // bound. The latitude difference alone is a lower bound.
+            let dlon = dlon % 360.0;
+            let upper = (dlat + dlon.min(360.0 - dlon)) * METRES_PER_DEGREE;
+            let lower = dlat * METRES_PER_DEGREE;
+            if upper * (1.0 + 1e-9) + 1e-6 < limit {
+                return true;
+            }
+            if lower * (1.0 - 1e-9) - 1e-6 > limit {
+                return false;
+            }
+        }
+        self.reachable_exact(to, max_speed_mps)
+    }
+
+    fn reachable_exact(&self, to: &Pos, max_speed_mps: f64) -> bool {
         let d = (distance_m(self.lon, self.lat, to.lon, to.lat) - self.r - to.r).max(0.0);
         let secs = ((to.t - self.t).abs() as f64 / 1000.0).max(1.0);
         d / secs <= max_speed_mps
@@ -831,5 +857,63 @@ impl Tracker {
             late: ms(now) - t > self.thresholds.late_after_seconds * 1000,
             evidence,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Pos;
+
+    proptest! {
+        /// The trigonometry-free bounds never change a reachability answer:
+        /// near and far pairs, short and long gaps, slow and fast limits.
+        #[test]
+        fn reachable_equals_exact(
+            lon in -180.0f64..180.0,
+            lat in -85.0f64..85.0,
+            dlon in prop_oneof![-0.01f64..0.01, -1.0f64..1.0, -200.0f64..200.0],
+            dlat in prop_oneof![-0.01f64..0.01, -1.0f64..1.0, -40.0f64..40.0],
+            secs in prop_oneof![0i64..5, 5i64..600, 600i64..100_000],
+            r1 in 0.0f64..500.0,
+            r2 in 0.0f64..500.0,
+            speed in prop_oneof![Just(0.0), 0.5f64..5.0, 5.0f64..300.0],
+        ) {
+            let a = Pos { t: 0, lon, lat, r: r1 };
+            let b = Pos {
+                t: secs * 1000,
+                lon: lon + dlon,
+                lat: (lat + dlat).clamp(-90.0, 90.0),
+                r: r2,
+            };
+            prop_assert_eq!(a.reachable(&b, speed), a.reachable_exact(&b, speed));
+            prop_assert_eq!(b.reachable(&a, speed), b.reachable_exact(&a, speed));
+        }
+    }
+
+    /// Clear cases on either side of the shortcuts answer as expected.
+    #[test]
+    fn clear_cases() {
+        let a = Pos {
+            t: 0,
+            lon: 116.0,
+            lat: 40.0,
+            r: 10.0,
+        };
+        let near = Pos {
+            t: 60_000,
+            lon: 116.001,
+            lat: 40.001,
+            r: 10.0,
+        };
+        let far = Pos {
+            t: 60_000,
+            lon: 116.0,
+            lat: 45.0,
+            r: 10.0,
+        };
+        assert!(a.reachable(&near, 5.0) && a.reachable_exact(&near, 5.0));
+        assert!(!a.reachable(&far, 100.0) && !a.reachable_exact(&far, 100.0));
     }
 }

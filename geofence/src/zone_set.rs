@@ -8,7 +8,7 @@ use rstar::RTree;
 use rstar::primitives::{GeomWithData, Rectangle};
 
 use crate::bands::{BandIndex, PartRelation};
-use crate::coarse::CoarseGrid;
+use crate::coarse::{Candidate, CoarseGrid};
 use crate::geodesy::{LocalFrame, point_segment_distance};
 use crate::repair::{Repairs, repair};
 use crate::report::{Defect, DefectKind, FeatureRef, ImportReport, Repair};
@@ -318,12 +318,17 @@ impl ZoneSet {
             let (lo, hi) = (t.geom().lower(), t.geom().upper());
             boxes[t.data as usize] = [lo[0], lo[1], hi[0], hi[1]];
         }
+        let zones_of: Vec<u32> = items.iter().map(|i| i.zone).collect();
+        let coarse = CoarseGrid::new(&boxes, &zones_of, |i, rect| match &items[i].geom {
+            ItemGeom::Part(b) => b.contains_all_or_none(rect),
+            ItemGeom::Circle { .. } => None,
+        });
         Self {
             zones,
             zone_items,
             items,
             tree: RTree::bulk_load(tree_items),
-            coarse: CoarseGrid::new(&boxes),
+            coarse,
             by_id,
         }
     }
@@ -374,10 +379,15 @@ impl ZoneSet {
     /// sorted and without repeats, regardless of validity.
     pub fn locate(&self, lon: f64, lat: f64) -> Vec<ZoneRef> {
         let mut out = Vec::new();
-        for i in self.coarse.candidates(lon, lat) {
-            let item = &self.items[i as usize];
-            if item.contains(lon, lat) {
-                out.push(ZoneRef(item.zone));
+        for c in self.coarse.candidates(lon, lat) {
+            match c {
+                Candidate::Inside { zone } => out.push(ZoneRef(zone)),
+                Candidate::Test { item } => {
+                    let item = &self.items[item as usize];
+                    if item.contains(lon, lat) {
+                        out.push(ZoneRef(item.zone));
+                    }
+                }
             }
         }
         out.sort_unstable();
