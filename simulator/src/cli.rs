@@ -95,6 +95,13 @@ pub struct WireArgs {
     /// Seconds to wait for outstanding acks after the last send.
     #[arg(long, default_value_t = 10)]
     pub drain_s: u64,
+    /// Seconds a connection attempt (TCP, TLS, CONNACK) may take.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout_s: u64,
+    /// Connection attempts in flight at once (brokers' accept backlogs
+    /// overflow when thousands connect together).
+    #[arg(long, default_value_t = 256)]
+    pub max_connecting: usize,
     /// Build the plan and print its summary without connecting.
     #[arg(long)]
     pub dry_run: bool,
@@ -707,6 +714,8 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         default_secret: w.secret.clone(),
         pacing: Pacing::parse(&w.speed)?,
         drain_timeout: Duration::from_secs(w.drain_s),
+        connect_timeout: Duration::from_secs(w.connect_timeout_s),
+        max_connecting: w.max_connecting,
         expect_acks: encoding != Encoding::OwnTracks,
         storms_at_ms,
         marks: Arc::new(marks),

@@ -69,11 +69,21 @@ struct Pending {
     fixes: u64,
 }
 
+/// What all devices of a run share.
+pub(super) struct Shared {
+    /// When the run started (for the per-second rate).
+    pub started: Instant,
+    /// Connection attempts in flight at once: a broker's accept backlog
+    /// (often 1024) overflows when thousands of devices connect together,
+    /// and dropped SYNs turn into multi-second timeouts.
+    pub connecting: Arc<tokio::sync::Semaphore>,
+}
+
 /// Starts device number `index` (which picks its source address).
 pub(super) fn spawn(
     device: &str,
     index: usize,
-    started: Instant,
+    shared: &Shared,
     host: String,
     cfg: &WireConfig,
     relay: Option<&Relay>,
@@ -133,7 +143,12 @@ pub(super) fn spawn(
     opts.set_keep_alive(cfg.keep_alive);
     opts.set_clean_session(true);
     opts.set_max_packet_size(512 * 1024, 512 * 1024);
-    let (client, eventloop) = AsyncClient::new(opts, 64);
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let mut net = eventloop.network_options();
+    // Small QoS 1 publications: no Nagle delay in the latency measured.
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(cfg.connect_timeout.as_secs().max(1));
+    eventloop.set_network_options(net);
     let (conn_tx, conn) = watch::channel(Conn {
         generation: 0,
         up: false,
@@ -156,6 +171,7 @@ pub(super) fn spawn(
         },
         counters,
         cfg.live.clone(),
+        shared.connecting.clone(),
         cfg.reconnect_backoff,
     ));
     let task = Device {
@@ -173,7 +189,7 @@ pub(super) fn spawn(
         mqtt_sent: 0,
         nonce: 0,
         tenant,
-        started,
+        started: shared.started,
         watch: cfg.marks.get(device).cloned().unwrap_or_default(),
         live: cfg.live.clone(),
     };
@@ -200,6 +216,7 @@ async fn poll(
     tx: Senders,
     counters: Arc<Counters>,
     live: Arc<Live>,
+    connecting: Arc<tokio::sync::Semaphore>,
     backoff: Duration,
 ) {
     let Senders {
@@ -209,7 +226,15 @@ async fn poll(
     } = tx;
     let opts = DecodeOptions::default();
     loop {
-        match eventloop.poll().await {
+        // While down, the next poll connects: take a slot for it.
+        let slot = if conn.borrow().up {
+            None
+        } else {
+            connecting.acquire().await.ok()
+        };
+        let event = eventloop.poll().await;
+        drop(slot);
+        match event {
             Ok(Event::Incoming(Packet::PubAck(_))) => pubacks.send_modify(|n| *n += 1),
             Ok(Event::Incoming(Packet::ConnAck(_))) => conn.send_modify(|c| {
                 c.generation += 1;

@@ -67,6 +67,12 @@ pub struct WireConfig {
     pub reconnect_backoff: Duration,
     /// MQTT keep-alive.
     pub keep_alive: Duration,
+    /// How long a connection attempt (TCP, TLS and CONNACK) may take; a
+    /// broker taking thousands of connections at once needs more than
+    /// rumqttc's 5 s default.
+    pub connect_timeout: Duration,
+    /// Connection attempts in flight at once (at least 1).
+    pub max_connecting: usize,
     /// Per-device queue between dispatcher and device task.
     pub device_queue: usize,
     /// Reconnect storms: at these plan times every connected device drops
@@ -94,6 +100,8 @@ impl Default for WireConfig {
             expect_acks: true,
             reconnect_backoff: Duration::from_millis(200),
             keep_alive: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_connecting: 256,
             device_queue: 256,
             storms_at_ms: Vec::new(),
             marks: Arc::default(),
@@ -193,6 +201,10 @@ pub async fn run(
     } else {
         Some(relay::Relay::new().map_err(|e| WireError::Relay(e.to_string()))?)
     };
+    let shared = device::Shared {
+        started,
+        connecting: Arc::new(tokio::sync::Semaphore::new(cfg.max_connecting.max(1))),
+    };
     tokio::pin!(shutdown);
     for (i, send) in plan.sends.iter().enumerate() {
         if let Some(after) = cfg.pacing.due_after(start_ms, send.at_ms) {
@@ -212,7 +224,7 @@ pub async fn run(
                 let n = devices.len();
                 let host = cfg.hosts[n % cfg.hosts.len()].clone();
                 let (tx, rx) = mpsc::channel(cfg.device_queue.max(1));
-                let task = device::spawn(&send.device, n, started, host, cfg, relay.as_ref(), rx)?;
+                let task = device::spawn(&send.device, n, &shared, host, cfg, relay.as_ref(), rx)?;
                 tasks.push(task);
                 devices.insert(send.device.clone(), tx.clone());
                 tx
