@@ -1,6 +1,7 @@
 //! A byte-level JSON reader for the fixed uplink schemas (Geoward JSON and
-//! OwnTracks), about three times faster than `serde_json` on these payloads
-//! and allocation-free unless a string contains escapes.
+//! OwnTracks), several times faster than `serde_json` on these payloads
+//! (`benches/RESULTS.md`) and allocation-free unless a string contains
+//! escapes (or a skipped value nests deeper than 64 levels).
 //!
 //! Why hand-written: decode throughput is a protocol goal (PROTOCOL.md,
 //! "JSON ≥ 2 M/s per core"), and even `serde_json::Value` parsing is slower
