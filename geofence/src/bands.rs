@@ -143,12 +143,10 @@ impl BandIndex {
     }
 
     fn band_of(&self, y: f64) -> usize {
-        let b = ((y - self.min_y) * self.scale).floor();
-        if b.is_nan() || b < 0.0 {
-            0
-        } else {
-            (b as usize).min(self.bands() - 1)
-        }
+        // A saturating cast is floor for every input that matters here:
+        // negative and NaN give 0, as the clamp below would (and it avoids
+        // a libm call on targets without a rounding instruction).
+        (((y - self.min_y) * self.scale) as usize).min(self.bands() - 1)
     }
 
     fn band_span(&self, y0: f64, y1: f64) -> (usize, usize) {

@@ -147,21 +147,17 @@ impl CellGrid {
     }
 
     fn col(&self, x: f64) -> usize {
-        let c = ((x - self.min_x) * self.sx).floor();
-        if c.is_nan() || c < 0.0 {
-            0
-        } else {
-            (c as usize).min(self.nx - 1)
-        }
+        // A saturating cast is floor for every input that matters here:
+        // negative and NaN give 0, as the clamp below would (and it avoids
+        // a libm call on targets without a rounding instruction).
+        (((x - self.min_x) * self.sx) as usize).min(self.nx - 1)
     }
 
     fn row(&self, y: f64) -> usize {
-        let r = ((y - self.min_y) * self.sy).floor();
-        if r.is_nan() || r < 0.0 {
-            0
-        } else {
-            (r as usize).min(self.ny - 1)
-        }
+        // A saturating cast is floor for every input that matters here:
+        // negative and NaN give 0, as the clamp below would (and it avoids
+        // a libm call on targets without a rounding instruction).
+        (((y - self.min_y) * self.sy) as usize).min(self.ny - 1)
     }
 
     /// Marks every cell the segment touches (cells widened by [`MARGIN`]).
