@@ -139,6 +139,9 @@ pub struct Report {
     pub connect_errors: u64,
     /// The same by reason (`crate::wire::stats::CONNECT_ERROR_REASONS`).
     pub connect_errors_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    /// With `--source-addrs`: why the relay could not reach the broker
+    /// (e.g. `no_local_port`), by reason; the devices saw `closed`.
+    pub relay_errors_by_reason: std::collections::BTreeMap<&'static str, u64>,
     /// Undecodable downlinks.
     pub bad_downlinks: u64,
     /// Skipped messages (encoding cannot carry them).
@@ -180,6 +183,7 @@ impl Report {
             reconnects: t.reconnects,
             connect_errors: t.connect_errors,
             connect_errors_by_reason: t.connect_errors_by_reason.clone(),
+            relay_errors_by_reason: t.relay_errors_by_reason.clone(),
             bad_downlinks: t.bad_downlinks,
             skipped: t.skipped,
             ack_latency: Percentiles::of(&t.ack_latency_us),
@@ -252,15 +256,22 @@ impl Report {
             errors = self.errors,
             reconnects = self.reconnects,
             ce = self.connect_errors,
-            why = if self.connect_errors_by_reason.is_empty() {
-                String::new()
-            } else {
-                let parts: Vec<String> = self
+            why = {
+                let mut parts: Vec<String> = self
                     .connect_errors_by_reason
                     .iter()
                     .map(|(k, v)| format!("{k} {v}"))
                     .collect();
-                format!(" ({})", parts.join(", "))
+                parts.extend(
+                    self.relay_errors_by_reason
+                        .iter()
+                        .map(|(k, v)| format!("relay {k} {v}")),
+                );
+                if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", parts.join(", "))
+                }
             },
             bd = self.bad_downlinks,
             sk = self.skipped,

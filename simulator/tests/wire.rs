@@ -961,6 +961,30 @@ async fn devices_connect_from_the_given_source_addresses() {
         );
     }
     assert_eq!(state.lock().unwrap().tenants.len(), 4);
+    assert!(t.relay_errors_by_reason.is_empty());
+
+    // An address that is not local: the relay says why, devices see the
+    // connection closed.
+    let cfg = WireConfig {
+        source_addrs: vec![[192, 0, 2, 1].into()],
+        drain_timeout: Duration::from_millis(300),
+        ..cfg
+    };
+    let (one, _) = tls_plan(1);
+    let t = run(&one, &cfg).await.total;
+    assert_eq!(t.acked, 0);
+    assert!(t.connect_errors >= 1);
+    assert_eq!(
+        t.relay_errors_by_reason.keys().copied().collect::<Vec<_>>(),
+        ["bad_source_address"]
+    );
+    assert_eq!(
+        t.connect_errors_by_reason
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        ["closed"]
+    );
 }
 
 /// `geoward-sim load` end to end: ramp up, hold, ramp down with a reconnect

@@ -250,6 +250,9 @@ pub async fn run(
             total.merge(&s);
         }
     }
+    if let Some(r) = &relay {
+        total.relay_errors_by_reason = r.failures();
+    }
     drop(relay);
     Ok(RunStats {
         total,

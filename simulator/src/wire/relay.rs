@@ -16,9 +16,11 @@
 //!
 //! Cost: one extra task, a Unix socket pair and a copy per connection.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, UnixListener, UnixStream};
@@ -27,10 +29,14 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
+use super::stats::{CONNECT_ERROR_REASONS, io_reason};
+
 /// Where the per-device Unix sockets live (removed when dropped).
 #[derive(Debug)]
 pub(super) struct Relay {
     dir: tempfile::TempDir,
+    /// Failures to reach the broker, by index into `CONNECT_ERROR_REASONS`.
+    failures: Arc<[AtomicU64; CONNECT_ERROR_REASONS.len()]>,
 }
 
 /// How the relay reaches the broker for one device.
@@ -49,7 +55,18 @@ impl Relay {
     pub(super) fn new() -> std::io::Result<Self> {
         Ok(Self {
             dir: tempfile::Builder::new().prefix("geoward-sim-").tempdir()?,
+            failures: Arc::new(Default::default()),
         })
+    }
+
+    /// Failures so far, by reason (only reasons seen).
+    pub(super) fn failures(&self) -> BTreeMap<&'static str, u64> {
+        CONNECT_ERROR_REASONS
+            .iter()
+            .zip(self.failures.iter())
+            .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Starts the listener of device number `index`; rumqttc connects to
@@ -62,9 +79,17 @@ impl Relay {
         let path = self.dir.path().join(format!("{index}.sock"));
         let listener = UnixListener::bind(&path)?;
         let up = Arc::new(up);
+        let failures = self.failures.clone();
         let task = tokio::spawn(async move {
             while let Ok((inner, _)) = listener.accept().await {
-                tokio::spawn(forward(inner, up.clone()));
+                let (up, failures) = (up.clone(), failures.clone());
+                tokio::spawn(async move {
+                    if let Err(reason) = forward(inner, up).await
+                        && let Some(i) = CONNECT_ERROR_REASONS.iter().position(|r| *r == reason)
+                    {
+                        failures[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                });
             }
         });
         Ok((path, task))
@@ -72,18 +97,16 @@ impl Relay {
 }
 
 /// One connection: bind, connect, optionally TLS, then copy until either
-/// side closes. Any failure closes the Unix side, which rumqttc sees as a
-/// failed connection attempt (and retries).
-async fn forward(mut inner: UnixStream, up: Arc<Upstream>) {
-    let Ok(Some(dest)) = tokio::net::lookup_host((up.host.as_str(), up.port))
+/// side closes. A failure to reach the broker closes the Unix side, which
+/// rumqttc sees as a failed connection attempt (and retries); its reason
+/// code is returned for the report.
+async fn forward(mut inner: UnixStream, up: Arc<Upstream>) -> Result<(), &'static str> {
+    let dest = tokio::net::lookup_host((up.host.as_str(), up.port))
         .await
-        .map(|mut a| a.find(|a| a.is_ipv4() == up.source.is_ipv4()))
-    else {
-        return;
-    };
-    let Ok(tcp) = connect_from(up.source, dest).await else {
-        return;
-    };
+        .map_err(|e| io_reason(&e))?
+        .find(|a| a.is_ipv4() == up.source.is_ipv4())
+        .ok_or("io")?;
+    let tcp = connect_from(up.source, dest).await?;
     match &up.tls {
         None => {
             let mut tcp = tcp;
@@ -91,25 +114,38 @@ async fn forward(mut inner: UnixStream, up: Arc<Upstream>) {
             let _ = tcp.shutdown().await;
         }
         Some(cfg) => {
-            let Ok(name) = ServerName::try_from(up.host.clone()) else {
-                return;
-            };
-            let Ok(mut tls) = TlsConnector::from(cfg.clone()).connect(name, tcp).await else {
-                return;
-            };
+            let name = ServerName::try_from(up.host.clone()).map_err(|_| "tls")?;
+            let mut tls = TlsConnector::from(cfg.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|_| "tls")?;
             let _ = tokio::io::copy_bidirectional(&mut inner, &mut tls).await;
             let _ = tls.shutdown().await;
         }
     }
+    Ok(())
 }
 
-async fn connect_from(source: IpAddr, dest: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+async fn connect_from(
+    source: IpAddr,
+    dest: SocketAddr,
+) -> Result<tokio::net::TcpStream, &'static str> {
+    let reason = |e: std::io::Error| io_reason(&e);
     let socket = if source.is_ipv4() {
-        TcpSocket::new_v4()?
+        TcpSocket::new_v4()
     } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_nodelay(true)?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    socket.connect(dest).await
+        TcpSocket::new_v6()
+    }
+    .map_err(reason)?;
+    socket.set_nodelay(true).map_err(reason)?;
+    // Binding reserves a port of this address: out of ports is AddrInUse,
+    // an address that is not local is AddrNotAvailable.
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => "no_local_port",
+            std::io::ErrorKind::AddrNotAvailable => "bad_source_address",
+            _ => io_reason(&e),
+        })?;
+    socket.connect(dest).await.map_err(reason)
 }

@@ -37,6 +37,9 @@ pub struct Stats {
     pub connect_errors: u64,
     /// The same by reason ([`CONNECT_ERROR_REASONS`]); only reasons seen.
     pub connect_errors_by_reason: BTreeMap<&'static str, u64>,
+    /// Source-address relay: why it could not reach the broker for a
+    /// device (the device itself then sees `closed`); only reasons seen.
+    pub relay_errors_by_reason: BTreeMap<&'static str, u64>,
     /// Downlinks that did not decode.
     pub bad_downlinks: u64,
     /// Produce → ack latency, microseconds: from the moment the device had
@@ -78,6 +81,7 @@ impl Default for Stats {
             reconnects: 0,
             connect_errors: 0,
             connect_errors_by_reason: BTreeMap::new(),
+            relay_errors_by_reason: BTreeMap::new(),
             bad_downlinks: 0,
             ack_latency_us: new_histogram(),
             marks: Vec::new(),
@@ -101,6 +105,9 @@ impl Stats {
         self.connect_errors += o.connect_errors;
         for (k, v) in &o.connect_errors_by_reason {
             *self.connect_errors_by_reason.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.relay_errors_by_reason {
+            *self.relay_errors_by_reason.entry(k).or_default() += v;
         }
         self.bad_downlinks += o.bad_downlinks;
         // Same bounds on both sides, so adding cannot fail.
@@ -223,9 +230,11 @@ impl Live {
 /// `tls` (handshake or certificate), `connection_refused` (nothing listens),
 /// `closed` (the peer hung up, e.g. a broker refusing a TLS client without
 /// certificate), `no_local_port` (ephemeral ports exhausted: add source
-/// addresses), `too_many_open_files` (raise `ulimit -n`), `io` (other
+/// addresses), `too_many_open_files` (raise `ulimit -n`),
+/// `bad_source_address` (the relay cannot bind a `--source-addrs` address:
+/// not local), `io` (other
 /// socket errors), `protocol` (unexpected packet), `other`.
-pub const CONNECT_ERROR_REASONS: [&str; 11] = [
+pub const CONNECT_ERROR_REASONS: [&str; 12] = [
     "not_authorized",
     "refused",
     "timeout",
@@ -234,6 +243,7 @@ pub const CONNECT_ERROR_REASONS: [&str; 11] = [
     "closed",
     "no_local_port",
     "too_many_open_files",
+    "bad_source_address",
     "io",
     "protocol",
     "other",
@@ -260,7 +270,9 @@ pub fn connect_error_reason(e: &rumqttc::ConnectionError) -> &'static str {
     }
 }
 
-fn io_reason(io: &std::io::Error) -> &'static str {
+/// The reason code of a failed socket operation (see
+/// [`CONNECT_ERROR_REASONS`]).
+pub fn io_reason(io: &std::io::Error) -> &'static str {
     use std::io::ErrorKind;
     // A TLS alert (e.g. the broker wants a client certificate) surfaces as
     // an I/O error wrapping the rustls error.
