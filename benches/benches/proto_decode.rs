@@ -6,12 +6,19 @@
 //! (their coordinates, cycling through them so branch predictors and caches
 //! do not see one payload). Everything is deterministic: no RNG.
 //!
+//! The Geoward JSON rows are measured twice: payloads as `encode_uplink`
+//! writes them (the decoder has a fast path for exactly that layout) and the
+//! same messages with their keys in another order (its general path).
+//!
 //! Run: `cargo bench -p geoward-benches --bench proto_decode -- --warm-up-time 1 --measurement-time 3`
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use geoward_benches::shared_data;
 use geoward_proto::{
     Batch, DecodeOptions, DeviceId, Encoding, Fix, NoKeys, PositionSource, Protection, Timestamp,
@@ -126,6 +133,17 @@ fn proto_decode(c: &mut Criterion) {
     bench_cycle(&mut g, "geoward_json", &json_single, |p| {
         decode_uplink(&json_topic, p, &opts, NOW, &NoKeys).is_ok()
     });
+    // The same fixes with keys in another order (re-serialised through
+    // `Value`, which sorts them): the decoder's general path instead of its
+    // fast path for the encoder's own layout.
+    let json_single_sorted = resorted(&json_single);
+    check(&json_topic, &json_single_sorted);
+    bench_cycle(
+        &mut g,
+        "geoward_json_general_path",
+        &json_single_sorted,
+        |p| decode_uplink(&json_topic, p, &opts, NOW, &NoKeys).is_ok(),
+    );
     bench_cycle(&mut g, "binary", &bin_single, |p| {
         decode_uplink(&bin_topic, p, &opts, NOW, &NoKeys).is_ok()
     });
@@ -158,6 +176,14 @@ fn proto_decode(c: &mut Criterion) {
     bench_cycle(&mut g, "geoward_json", &json_batch, |p| {
         decode_uplink(&json_topic, p, &opts, NOW, &NoKeys).is_ok()
     });
+    let json_batch_sorted = resorted(&json_batch);
+    check(&json_topic, &json_batch_sorted);
+    bench_cycle(
+        &mut g,
+        "geoward_json_general_path",
+        &json_batch_sorted,
+        |p| decode_uplink(&json_topic, p, &opts, NOW, &NoKeys).is_ok(),
+    );
     bench_cycle(&mut g, "binary", &bin_batch, |p| {
         decode_uplink(&bin_topic, p, &opts, NOW, &NoKeys).is_ok()
     });
@@ -211,10 +237,153 @@ fn proto_decode(c: &mut Criterion) {
     g.finish();
 }
 
+/// The payloads re-serialised through `serde_json::Value` (keys sorted,
+/// numbers re-spelled): same messages, another layout.
+fn resorted(payloads: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    payloads
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_slice(p).expect("valid json");
+            let out = serde_json::to_vec(&v).expect("serialisable");
+            // Neither a fix nor a batch entry starts the way the encoder's do.
+            assert!(
+                !out.starts_with(br#"{"type":"fix","#)
+                    && !out.windows(7).any(|w| w == br#"{"seq":"#),
+                "keys not reordered: is serde_json's preserve_order enabled?"
+            );
+            out
+        })
+        .collect()
+}
+
+/// Geoward JSON against the baseline again, timed in on-CPU time of the
+/// benchmark thread instead of wall-clock time: "per core" on a machine whose
+/// two cores are shared with other work (the wall-clock rows then measure a
+/// share of a core).
+fn proto_decode_cpu(c: &mut Criterion<ThreadCpu>) {
+    let fixes = fixes();
+    let opts = DecodeOptions::default();
+    let json_topic = Topic::uplink(device(), Encoding::Json);
+    let singles: Vec<Uplink> = fixes
+        .iter()
+        .take(PAYLOADS)
+        .copied()
+        .map(Uplink::Fix)
+        .collect();
+    let batches: Vec<Uplink> = fixes
+        .chunks_exact(BATCH)
+        .map(|c| Uplink::Batch(Batch { fixes: c.to_vec() }))
+        .collect();
+    for (name, msgs, per) in [
+        ("cpu_fix", &singles, 1),
+        ("cpu_batch_per_fix", &batches, BATCH),
+    ] {
+        let payloads = encode_all(msgs, Encoding::Json);
+        let mut g = c.benchmark_group(name);
+        // Equal samples of ~160 ms each: the thread's on-CPU time is
+        // accounted at scheduler ticks (a few ms), which averages out only
+        // over long samples.
+        g.sampling_mode(SamplingMode::Flat)
+            .sample_size(50)
+            .measurement_time(Duration::from_secs(8))
+            .throughput(Throughput::Elements(per as u64));
+        bench_cycle(&mut g, "baseline_serde_json_value", &payloads, |p| {
+            serde_json::from_slice::<serde_json::Value>(p).is_ok()
+        });
+        bench_cycle(&mut g, "geoward_json", &payloads, |p| {
+            decode_uplink(&json_topic, p, &opts, NOW, &NoKeys).is_ok()
+        });
+        let sorted = resorted(&payloads);
+        bench_cycle(&mut g, "geoward_json_general_path", &sorted, |p| {
+            decode_uplink(&json_topic, p, &opts, NOW, &NoKeys).is_ok()
+        });
+        g.finish();
+    }
+}
+
+/// On-CPU time of the calling thread in ns, from Linux's
+/// `/proc/thread-self/schedstat` (first field; no libc needed).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat is readable (Linux)")
+}
+
+/// A criterion measurement of the benchmark thread's on-CPU time.
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuNanos
+    }
+}
+
+/// Formats CPU nanoseconds like criterion formats wall-clock ones.
+struct CpuNanos;
+
+impl ValueFormatter for CpuNanos {
+    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if ns < 1e3 {
+            (1.0, "ns (cpu)")
+        } else if ns < 1e6 {
+            (1e-3, "µs (cpu)")
+        } else {
+            (1e-6, "ms (cpu)")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        ns: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let per_iteration = match *throughput {
+            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => n,
+            Throughput::Bits(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => n,
+        } as f64;
+        let per_second = per_iteration * 1e9 / ns;
+        let (factor, unit) = if per_second < 1e6 {
+            (1e-3, "K/s (cpu)")
+        } else {
+            (1e-6, "M/s (cpu)")
+        };
+        values
+            .iter_mut()
+            .for_each(|v| *v = per_iteration * 1e9 / *v * factor);
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
 /// Benchmarks `f` over the payloads in turn; `f` returns whether it succeeded
 /// (asserted, so a broken decoder cannot look fast).
-fn bench_cycle(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+fn bench_cycle<M: Measurement>(
+    g: &mut criterion::BenchmarkGroup<'_, M>,
     name: &str,
     payloads: &[Vec<u8>],
     f: impl Fn(&[u8]) -> bool,
@@ -230,4 +399,9 @@ fn bench_cycle(
 }
 
 criterion_group!(benches, proto_decode);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = proto_decode_cpu
+}
+criterion_main!(benches, cpu);
