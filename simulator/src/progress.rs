@@ -51,6 +51,8 @@ pub fn bar(mode: &str, total: u64, quiet: bool) -> ProgressBar {
 pub fn follow(bar: ProgressBar, live: Arc<Live>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        // The first tick is immediate: start measuring from it.
+        tick.tick().await;
         let mut prev = live.snapshot();
         let mut at = Instant::now();
         loop {

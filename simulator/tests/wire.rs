@@ -323,9 +323,18 @@ async fn every_message_is_acked_with_latency_measured() {
     let addr = broker(&users(&[])).await;
     let state = acker(addr).await;
     let plan = real_plan(3);
-    let stats = run(&plan, &config(addr.port(), &DEVICES)).await;
+    let cfg = config(addr.port(), &DEVICES);
+    let stats = run(&plan, &cfg).await;
     let t = &stats.total;
     assert_eq!(stats.devices, 3);
+    // The progress bar's live counters end where the totals do.
+    let live = cfg.live.snapshot();
+    assert_eq!(
+        (live.dispatched, live.published, live.fixes, live.acked),
+        (312, 312, 312, 312)
+    );
+    assert_eq!((live.errors, live.connect_errors), (0, 0));
+    assert_eq!(t.fixes_per_s.iter().sum::<u64>(), 312);
     assert_eq!((t.published, t.fixes), (312, 312));
     assert_eq!((t.acked, t.unacked_at_end, t.errors), (312, 0, 0));
     assert_eq!(t.ack_latency_us.len(), 312);

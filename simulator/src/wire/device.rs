@@ -447,7 +447,6 @@ impl Device {
         self.stats.published += 1;
         self.stats.fixes += fixes;
         Live::add(&self.live.published, 1);
-        Live::add(&self.live.fixes, fixes);
         let marks = self.watched(&send.message);
         let key = (send.max_seq(), self.next_key);
         self.next_key += 1;
@@ -477,6 +476,7 @@ impl Device {
             let now = Instant::now();
             self.stats
                 .count_published(now.duration_since(self.started), p.fixes);
+            Live::add(&self.live.fixes, p.fixes);
             let device = self.id.as_str();
             self.stats.marks.extend(p.marks.iter().map(|&time_ms| Mark {
                 device: device.to_string(),

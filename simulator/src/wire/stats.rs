@@ -171,7 +171,7 @@ pub struct Live {
     pub dispatched: AtomicU64,
     /// Messages produced (published once connected).
     pub published: AtomicU64,
-    /// Fixes in them.
+    /// Fixes actually published (first publications).
     pub fixes: AtomicU64,
     /// Messages released by acks.
     pub acked: AtomicU64,
@@ -190,7 +190,7 @@ pub struct LiveSnapshot {
     pub dispatched: u64,
     /// Messages produced.
     pub published: u64,
-    /// Fixes in them.
+    /// Fixes actually published (first publications).
     pub fixes: u64,
     /// Messages released by acks.
     pub acked: u64,
