@@ -12,12 +12,16 @@
 //!   `valid_until`, `order_id`). Zones are versioned: rules name a
 //!   [`ZoneId`], and a fix is judged against the version valid at the fix's
 //!   time.
-//! * **Index**: [`ZoneSet`] holds an R-tree over polygon-part envelopes and,
-//!   per part, a band index (edges bucketed by latitude band) that makes
-//!   point-in-polygon exact and cheap even for 25k-vertex rings, and answers
-//!   bounded boundary-distance queries in metres (local equirectangular
-//!   frame). [`ZoneSet::locate`], [`ZoneSet::relate`] (accuracy circle vs
-//!   zone: inside / outside / boundary), [`ZoneSet::boundary_distance_m`].
+//! * **Index**: [`ZoneSet`] holds an R-tree over polygon-part envelopes, a
+//!   coarse grid over all pieces in front of `locate`, and per part a cell
+//!   grid (inside / outside / boundary cells with a lower bound of the
+//!   distance to the boundary) backed by a band index (edges bucketed by
+//!   latitude band) for boundary cells: point-in-polygon is exact and
+//!   mostly one byte read even for 25k-vertex rings, and bounded
+//!   boundary-distance queries in metres (local equirectangular frame) skip
+//!   the edges when the bound settles them. [`ZoneSet::locate`],
+//!   [`ZoneSet::relate`] (accuracy circle vs zone: inside / outside /
+//!   boundary), [`ZoneSet::boundary_distance_m`].
 //! * **Rules and tracking**: [`SubjectRules`] (permitted, exclusion, home +
 //!   [`Curfew`]s in a time zone, [`LeavePermit`]s, [`SupervisionLevel`]),
 //!   [`Thresholds`] (documented defaults, serde-overridable). A [`Tracker`]
@@ -25,6 +29,8 @@
 //!   [`Transition`]s with `observe(fix, now)` and `tick(now)`: breach
 //!   started / confirmed / ended and possible crossings, with evidence,
 //!   event time and processing time, late data placed in event-time order.
+//!   [`Engine::handle`] gives a [`SubjectHandle`] for
+//!   [`Engine::observe_handle`], which skips the id lookup per fix.
 //!
 //! Wire types live in `geoward-proto`; this crate defines its own [`Fix`]
 //! and the service converts.
