@@ -510,3 +510,322 @@ impl FeedReader {
         .flatten()
     }
 }
+
+/// The real `geoward` binary running `serve` with a config file; killed with
+/// SIGKILL when dropped, so a failing test leaves no process behind.
+pub struct GeowardProcess {
+    child: Option<std::process::Child>,
+}
+
+impl GeowardProcess {
+    /// Starts `geoward --config <config> serve`.
+    pub fn serve(config: &Path) -> GeowardProcess {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_geoward"))
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .env("GEOWARD_LOG", "warn,rumqttd::server::broker=off")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start geoward");
+        GeowardProcess { child: Some(child) }
+    }
+
+    /// Waits until `/readyz` on `http` answers 200; panics if the process exits.
+    pub async fn wait_ready(&mut self, http: SocketAddr) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Some(status) = c.try_wait().unwrap()
+            {
+                panic!("geoward exited before it was ready: {status}");
+            }
+            if http_get(http, "/readyz")
+                .await
+                .map(|(s, _)| s == 200)
+                .unwrap_or(false)
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for geoward to be ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL (`kill -9`) and reap.
+    pub fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for GeowardProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// The stored sequence numbers of a device's fixes, ascending (duplicates kept).
+pub async fn stored_seqs(store: &Store, device: &str) -> Vec<i64> {
+    geoward_ingest::with_pool!(store, p => sqlx::query_scalar(
+        "SELECT seq FROM fixes WHERE device_id = $1 ORDER BY seq"
+    )
+    .bind(device)
+    .fetch_all(p)
+    .await
+    .unwrap())
+}
+
+/// A rustls client configuration for mTLS: trusts `ca_pem`, presents `cert_pem` and
+/// `key_pem`. The crypto provider is ring, chosen explicitly because the dependency
+/// graph enables more than one provider (rustls then has no process default).
+pub fn tls_client_config(
+    ca_pem: &[u8],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> rumqttc::TlsConfiguration {
+    use rumqttc::tokio_rustls::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .unwrap();
+    rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config))
+}
+
+impl Device {
+    /// Connects over TLS as `creds` (client id = username = device id), presenting
+    /// the client certificate in `tls` (whose Organization is `tenant`), and
+    /// subscribes to the device's downlink under that tenant prefix (the only
+    /// topics an mTLS client may use; any other filter gets it disconnected).
+    pub async fn connect_tls(
+        port: u16,
+        creds: &IssuedCredentials,
+        tenant: &str,
+        tls: rumqttc::TlsConfiguration,
+    ) -> Device {
+        let mut opts = MqttOptions::new(&creds.device_id, "127.0.0.1", port);
+        opts.set_credentials(&creds.device_id, &creds.password);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_transport(rumqttc::Transport::tls_with_config(tls));
+        let (client, eventloop) = AsyncClient::new(opts, 100);
+        let (ack_tx, acks) = tokio::sync::watch::channel(0u64);
+        let (conn_tx, connected) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx));
+        let id = DeviceId::new(&creds.device_id).unwrap();
+        client
+            .subscribe(
+                format!("/tenants/{tenant}/geoward/v1/dev/{id}/down"),
+                QoS::AtLeastOnce,
+            )
+            .await
+            .unwrap();
+        Device {
+            id,
+            key: hex::decode(&creds.payload_key).unwrap(),
+            client,
+            acks,
+            connected,
+            _task: task,
+        }
+    }
+
+    /// Publishes a MAC-sealed fix on this device's own topic under its tenant prefix.
+    pub async fn send_fix_tenant(&self, seq: u64) {
+        let payload = sealed_fix(&self.id, &self.key, seq);
+        self.publish_raw(
+            &format!("/tenants/{0}/geoward/v1/dev/{0}/up/json", self.id),
+            payload,
+        )
+        .await;
+    }
+}
+
+impl Device {
+    /// Whether the client's event loop has ended (connection refused or lost).
+    pub fn event_loop_ended(&self) -> bool {
+        self._task.is_finished()
+    }
+}
+
+/// A PostgreSQL cluster of a test's own, which the test may stop and start (the
+/// shared cluster of `./scripts/test` must never be disturbed). Binaries come from
+/// `GEOWARD_TEST_PG_BIN`; when running as root the cluster runs as `postgres`, like
+/// `./scripts/test` does (initdb refuses root). Stopped and removed on drop.
+pub struct OwnPgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// URL of the cluster's `postgres` database.
+    pub url: String,
+}
+
+impl OwnPgCluster {
+    /// Creates and starts a throwaway cluster on a free port.
+    ///
+    /// # Panics
+    /// When `GEOWARD_TEST_PG_BIN` is not set: PostgreSQL tests must fail, never skip.
+    pub fn start() -> OwnPgCluster {
+        let bin = PathBuf::from(std::env::var("GEOWARD_TEST_PG_BIN").unwrap_or_else(|_| {
+            panic!("GEOWARD_TEST_PG_BIN is not set: run the tests with ./scripts/test, which finds the PostgreSQL binaries")
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            run_ok(
+                std::process::Command::new("chown")
+                    .arg("postgres")
+                    .arg(dir.path()),
+            );
+        }
+        let port = free_port();
+        let c = OwnPgCluster {
+            url: format!("postgres://geoward@127.0.0.1:{port}/postgres"),
+            dir,
+            bin,
+            port,
+        };
+        run_ok(c.pg_command("initdb").arg("-D").arg(c.data()).args([
+            "-U",
+            "geoward",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+        ]));
+        c.start_again();
+        c
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pg_command(&self, tool: &str) -> std::process::Command {
+        let exe = self.bin.join(tool);
+        if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            std::process::Command::new(exe)
+        }
+    }
+
+    /// Starts the (stopped) cluster on its port and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.path().display()
+        );
+        run_ok(
+            self.pg_command("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.path().join("server.log"))
+                .args(["-w", "-t", "60", "-o", &opts, "start"]),
+        );
+    }
+
+    /// Stops the cluster like a crash (`-m immediate`: no shutdown checkpoint).
+    pub fn stop(&self) {
+        run_ok(self.pg_command("pg_ctl").arg("-D").arg(self.data()).args([
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]));
+    }
+}
+
+impl Drop for OwnPgCluster {
+    fn drop(&mut self) {
+        let _ = self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+fn run_ok(cmd: &mut std::process::Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Device {
+    /// Drops the connection without an MQTT DISCONNECT, like a device losing power.
+    pub fn drop_connection(self) {
+        self._task.abort();
+    }
+}
+
+/// A base time for [`sealed_paced_fix`]: 30 minutes ago, so 20 000 paced fixes
+/// still lie in the past (proto refuses times more than 5 min ahead).
+pub fn paced_base_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis() - 30 * 60 * 1000
+}
+
+/// A MAC-sealed JSON fix for load tests: measured `seq` × 50 ms after `base_ms`,
+/// moving 0.1 m per fix. Same inputs, same bytes, so a resend is a true duplicate.
+pub fn sealed_paced_fix(device: &DeviceId, key: &[u8], seq: u64, base_ms: i64) -> Vec<u8> {
+    let f = fix_at(
+        seq,
+        base_ms + seq as i64 * 50,
+        31.2304 + seq as f64 * 1e-6,
+        121.4737,
+    );
+    geoward_proto::encode_uplink(
+        device,
+        &Uplink::Fix(f),
+        Encoding::Json,
+        Protection::Mac { secret: key },
+    )
+    .unwrap()
+}
+
+impl Device {
+    /// Publishes [`sealed_paced_fix`] on this device's own topic.
+    pub async fn send_paced_fix(&self, seq: u64, base_ms: i64) {
+        let payload = sealed_paced_fix(&self.id, &self.key, seq, base_ms);
+        self.publish_raw(&format!("geoward/v1/dev/{}/up/json", self.id), payload)
+            .await;
+    }
+}
