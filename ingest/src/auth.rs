@@ -83,6 +83,11 @@ impl DeviceAuth {
         }
     }
 
+    /// The metrics this authenticator counts into (the broker shares them).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// True when `username` is a registered, enabled device, `password` is its
     /// secret and the MQTT client id equals the device id (so one device cannot take
     /// over another's session).

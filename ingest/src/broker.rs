@@ -11,6 +11,14 @@
 //! the connection to `/tenants/<device id>/...`. On plain TCP, any authenticated
 //! client can publish to any topic, so every payload must carry the device's
 //! authentication tag (see `pipeline::decode`), which another device cannot forge.
+//!
+//! Connected devices: rumqttd tells nobody about connects and disconnects, but its
+//! router keeps a live connection count and reports it through its meters. The
+//! router only reports when something was published since its last report, so a
+//! local link publishes a one-byte tick on a `$` topic (no client can subscribe to
+//! `$` filters and wildcards never match them, so the tick is never stored or
+//! delivered). Every MQTT connection passed the device auth hook, so the count minus
+//! our own local links is the number of connected devices.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,11 +26,20 @@ use std::time::Duration;
 use anyhow::Context;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{
-    Broker, Config as RumqttdConfig, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig,
+    Broker, Config as RumqttdConfig, ConnectionSettings, Meter, MetricSettings, MetricType,
+    RouterConfig, ServerSettings, TlsConfig,
 };
 
 use crate::auth::DeviceAuth;
 use crate::config::MqttConfig;
+
+/// The local links the service opens (pipeline, alerts, meter tick): the router
+/// counts them among its connections.
+const LOCAL_LINKS: usize = 3;
+/// How often the router reports its meters, in seconds (its smallest unit).
+const METER_INTERVAL_SECONDS: u64 = 1;
+/// Topic of the tick that makes the router report; `$` keeps it from every client.
+const METER_TICK_TOPIC: &str = "$geoward/meter-tick";
 
 /// The running broker's handles the service keeps.
 pub struct BrokerHandles {
@@ -103,7 +120,78 @@ pub fn rumqttd_config(
             shared_subscriptions_strategy: Default::default(),
         },
         v4: Some(v4),
+        metrics: Some(meter_settings()),
         ..Default::default()
+    }
+}
+
+/// Router meters every [`METER_INTERVAL_SECONDS`]. rumqttd's settings type has
+/// private fields and is only built by deserialising. Alerts must be configured
+/// too: rumqttd 0.20's timer unwraps both intervals whenever metrics are on (it
+/// panics otherwise); with no alert link registered their push only empties the
+/// router's alert log.
+fn meter_settings() -> HashMap<MetricType, MetricSettings> {
+    let settings = || -> MetricSettings {
+        serde_json::from_value(serde_json::json!({
+            "push_interval": METER_INTERVAL_SECONDS
+        }))
+        .expect("rumqttd metric settings are a struct with one u64 field")
+    };
+    HashMap::from([
+        (MetricType::Meters, settings()),
+        (MetricType::Alerts, settings()),
+    ])
+}
+
+/// Keeps `geoward_connected_devices` at the router's connection count minus our own
+/// local links, and publishes the tick that makes the router report.
+fn track_connected_devices(
+    broker: &Broker,
+    gauge: prometheus::IntGauge,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<()> {
+    let meters = broker
+        .meters()
+        .map_err(|e| anyhow::anyhow!("opening the broker's meter link: {e}"))?;
+    let (mut tick_tx, tick_rx) = broker
+        .link("geoward-meter")
+        .context("opening the broker's meter tick link")?;
+    runtime.spawn(async move {
+        while let Ok(reports) = meters.next().await {
+            for m in reports {
+                if let Meter::Router(_, r) = m {
+                    let devices = r.total_connections.saturating_sub(LOCAL_LINKS);
+                    gauge.set(i64::try_from(devices).unwrap_or(i64::MAX));
+                }
+            }
+        }
+    });
+    runtime.spawn(drain(tick_rx));
+    runtime.spawn(async move {
+        // Twice per report interval, so every interval sees at least one publish.
+        let mut every = tokio::time::interval(Duration::from_millis(METER_INTERVAL_SECONDS * 500));
+        loop {
+            every.tick().await;
+            if tick_tx.publish(METER_TICK_TOPIC, vec![0u8]).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Reads a local link that carries nothing we need, so the router never waits on it.
+async fn drain(mut rx: LinkRx) {
+    loop {
+        match rx.next().await {
+            Ok(Some(rumqttd::Notification::Unschedule)) => {
+                if rx.wake().await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -119,6 +207,7 @@ pub fn start(
             anyhow::ensure!(p.exists(), "mqtt.tls: file {} does not exist", p.display());
         }
     }
+    let connected = auth.metrics().connected_devices.clone();
     let mut broker = Broker::new(rumqttd_config(cfg, auth, runtime.clone()));
     let (mut link_tx, link_rx) = broker
         .link("geoward-pipeline")
@@ -130,22 +219,11 @@ pub fn start(
     }
     // A second link only publishes alerts; its receiving side carries nothing we
     // need but must be read so the router never waits on it.
-    let (alerts_tx, mut alerts_rx) = broker
+    let (alerts_tx, alerts_rx) = broker
         .link("geoward-alerts")
         .context("opening the broker's alert link")?;
-    runtime.spawn(async move {
-        loop {
-            match alerts_rx.next().await {
-                Ok(Some(rumqttd::Notification::Unschedule)) => {
-                    if alerts_rx.wake().await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
+    runtime.spawn(drain(alerts_rx));
+    track_connected_devices(&broker, connected, &runtime)?;
     std::thread::Builder::new()
         .name("rumqttd".to_owned())
         .spawn(move || {
