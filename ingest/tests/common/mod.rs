@@ -829,3 +829,11 @@ impl Device {
             .await;
     }
 }
+
+impl Device {
+    /// The device's ack watermark as a watch, for publishers that keep a bounded
+    /// window of unacked fixes (as a device's store-and-forward buffer does).
+    pub fn ack_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.acks.clone()
+    }
+}
