@@ -89,6 +89,12 @@ pub struct WireArgs {
     /// Also authenticate payloads with the secret (seal, MAC, encryption).
     #[arg(long)]
     pub mac: bool,
+    /// Per-device MQTT passwords and payload keys: the saved output of
+    /// `geoward import` / `geoward devices add` (`new device ID:
+    /// mqtt_password = P payload_key_hex = K` lines); overrides --secret and
+    /// a fleet's generated secrets for the devices it lists.
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
     /// Speed: 1 = real time, 10, 3600, or `max` (as fast as possible).
     #[arg(long, default_value = "1")]
     pub speed: String,
@@ -272,6 +278,17 @@ pub struct FleetArgs {
     /// Write the expectation file (incidents + subject set-up) here.
     #[arg(long)]
     pub expect: Option<PathBuf>,
+    /// Write the service registry the fleet needs (subjects, devices, zones,
+    /// rules, orders) as a `geoward import` TOML file here.
+    #[arg(long)]
+    pub write_import: Option<PathBuf>,
+    /// Office of the subjects in --write-import (must exist in the service).
+    #[arg(long, default_value = "office1")]
+    pub office: String,
+    /// Reporting interval the service should expect of the subjects'
+    /// devices, seconds (--write-import).
+    #[arg(long, default_value_t = 60)]
+    pub expected_interval_s: i64,
     /// Day one is today (local midnight, UTC+8); with `--speed max` the run
     /// ends at today's midnight instead, so all device times are past.
     #[arg(long)]
@@ -551,6 +568,21 @@ async fn fleet_cmd(a: FleetArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
+    if let Some(path) = &a.write_import {
+        let day = 86_400_000;
+        let opts = crate::setup::RegistryOptions {
+            office: a.office.clone(),
+            supervision_level: "normal".into(),
+            expected_interval_s: a.expected_interval_s,
+            order_starts_ms: cfg.start_ms - day,
+            order_ends_ms: cfg.start_ms - day + 90 * day,
+        };
+        std::fs::write(
+            path,
+            crate::setup::import_toml(&fleet.subjects, area, &opts),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
     let secrets = fleet
         .subjects
         .iter()
@@ -630,6 +662,36 @@ pub fn write_plan(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// In a time-compressed run, moves the window of every expected incident
+/// that no message triggers (lost contact: its window starts at the
+/// device's last message before the silence) to wall-clock time: from the
+/// first publication of that message to `end_ms`, the end of following the
+/// feed. The service counts silence from when it received the last message,
+/// in wall-clock time, and opens the incident at that deadline, so
+/// device-time windows cannot hold it when hours of device time pass in
+/// seconds. `clock` pairs an instant with the epoch milliseconds it was.
+/// Expectations whose message was never published keep their window (and
+/// will show as missing or mismatched).
+pub fn silence_windows_to_wall_clock(
+    exp: &mut Expectations,
+    marks: &[wire::Mark],
+    clock: (tokio::time::Instant, i64),
+    end_ms: i64,
+) {
+    for e in exp.incidents.iter_mut().filter(|e| e.trigger_at.is_none()) {
+        let published = marks
+            .iter()
+            .filter(|m| m.device == e.device && m.time_ms == e.not_before)
+            .map(|m| m.published)
+            .min();
+        if let Some(p) = published {
+            let since = p.saturating_duration_since(clock.0).as_millis() as i64;
+            e.not_before = clock.1 + since;
+            e.not_after = end_ms.max(e.not_before);
+        }
+    }
+}
+
 /// What a command adds to the wire options.
 struct Run {
     mode: &'static str,
@@ -690,10 +752,37 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         }
     };
     // Publications that start a publish -> incident measurement.
-    let marks = match (&expect, &w.feed) {
+    let mut marks = match (&expect, &w.feed) {
         (Some(exp), Some(_)) => trigger_marks(exp),
         _ => HashMap::new(),
     };
+    // Silence is counted by the service in wall-clock time from when it
+    // received the device's last message: in a time-compressed run the
+    // window of an expectation without a triggering message (lost contact)
+    // is moved to wall-clock time from that message's publication (see
+    // `silence_windows_to_wall_clock`), so watch those messages too.
+    let pacing = Pacing::parse(&w.speed)?;
+    let compressed = pacing != Pacing::REAL_TIME;
+    if let (Some(exp), Some(_), true) = (&expect, &w.feed, compressed) {
+        for e in exp.incidents.iter().filter(|e| e.trigger_at.is_none()) {
+            marks
+                .entry(e.device.clone())
+                .or_default()
+                .insert(e.not_before);
+        }
+    }
+    let mut secrets = secrets;
+    let mut payload_keys = HashMap::new();
+    if let Some(path) = &w.credentials {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let creds = crate::credentials::parse(&text)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for (device, c) in creds {
+            secrets.insert(device.clone(), c.password);
+            payload_keys.insert(device, c.payload_key);
+        }
+    }
     let live = Arc::new(Live::default());
     let devices = plan.devices().len();
     let want = crate::fdlimit::needed(devices, w.source_addrs.is_some());
@@ -711,8 +800,9 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         encoding,
         protect_payloads: w.mac,
         secrets,
+        payload_keys,
         default_secret: w.secret.clone(),
-        pacing: Pacing::parse(&w.speed)?,
+        pacing,
         drain_timeout: Duration::from_secs(w.drain_s),
         connect_timeout: Duration::from_secs(w.connect_timeout_s),
         max_connecting: w.max_connecting,
@@ -738,6 +828,7 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
     });
     let bar = crate::progress::bar(mode, plan.sends.len() as u64, w.quiet);
     let ticker = crate::progress::follow(bar.clone(), live);
+    let clock = (tokio::time::Instant::now(), now_ms());
     let stats = wire::run(
         plan,
         &cfg,
@@ -756,7 +847,7 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
     }
     let mut ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
     let mut incident_hist = None;
-    if let (Some(mut follower), Some(exp)) = (follower, expect) {
+    if let (Some(mut follower), Some(mut exp)) = (follower, expect) {
         eprintln!("following the alert feed for up to {} s more", w.settle_s);
         let seen = tokio::select! {
             r = &mut follower => r,
@@ -766,6 +857,9 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
             }
         }
         .context("feed task")??;
+        if compressed {
+            silence_windows_to_wall_clock(&mut exp, &stats.total.marks, clock, now_ms());
+        }
         let observed: Vec<_> = seen.iter().map(|s| s.incident.clone()).collect();
         let check = exp.check(&observed);
         let latency = incident_latency(&exp, &check, &seen, &stats.total.marks);

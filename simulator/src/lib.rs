@@ -6,6 +6,7 @@
 //! wire runner talks to a broker.
 
 pub mod cli;
+pub mod credentials;
 pub mod expect;
 pub mod fdlimit;
 pub mod feed;
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod schedule;
+pub mod setup;
 pub mod trace;
 pub mod wire;
 pub mod zones;

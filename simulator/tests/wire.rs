@@ -640,7 +640,7 @@ async fn fake_feed(
             if e.kind != geoward_proto::EventKind::StrapOpened {
                 continue;
             }
-            let subject = device.trim_end_matches("-b");
+            let subject = device.trim_end_matches('b');
             let frame = format!(
                 "id: {sent}\nevent: incident\ndata: {{\"schema\":1,\"change\":\"opened\",\"incident\":{{\"subject\":\"{subject}\",\"kind\":\"tamper\",\"episode_kind\":\"tamper\",\"opened_at\":{}}}}}\n\n",
                 e.time.0

@@ -98,6 +98,10 @@ pub struct FleetConfig {
     pub phones: bool,
     /// Scripted scenarios; scenario `i` is played by subject `i`.
     pub scenarios: Vec<ScenarioSpec>,
+    /// How long violating fixes must span before the service confirms a
+    /// zone exit (its permitted-zone `confirm_seconds`; 120 s at the normal
+    /// level): a brief excursion is seen outside for at most half of it.
+    pub exit_confirm_ms: i64,
     /// How late after the evidence an incident may start.
     pub tolerance_ms: i64,
     /// How long after the last message a lost-contact incident may start.
@@ -127,6 +131,7 @@ impl Default for FleetConfig {
             separation_m: 500.0,
             phones: false,
             scenarios: Vec::new(),
+            exit_confirm_ms: 2 * MINUTE_MS,
             tolerance_ms: 15 * MINUTE_MS,
             silence_max_ms: 2 * HOUR_MS,
         }
@@ -373,8 +378,8 @@ fn subject(
     }
     path.stay_until(end_ms);
 
-    let bracelet = format!("{id}-b");
-    let phone_id = format!("{id}-p");
+    let bracelet = format!("{id}b");
+    let phone_id = format!("{id}p");
     let mut setup = SubjectSetup {
         id: id.clone(),
         devices: vec![DeviceSetup {

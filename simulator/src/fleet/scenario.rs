@@ -14,7 +14,8 @@ use geoward_proto::EventKind;
 pub enum ScenarioKind {
     /// Leaves the county and stays away.
     LeaveAndStay,
-    /// Crosses the boundary, stays out ~10 minutes, comes back.
+    /// Crosses the boundary and turns straight back, outside for less than
+    /// half the service's exit confirmation time: no incident.
     BriefExcursion,
     /// Away from home at night.
     CurfewBreach,
@@ -62,17 +63,19 @@ impl ScenarioKind {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// The one incident this scenario must produce.
-    pub fn incident(self) -> IncidentKind {
-        match self {
-            Self::LeaveAndStay | Self::BriefExcursion => IncidentKind::ZoneExit,
+    /// The one incident this scenario must produce (none for a brief
+    /// excursion: too short to confirm an exit).
+    pub fn incident(self) -> Option<IncidentKind> {
+        Some(match self {
+            Self::BriefExcursion => return None,
+            Self::LeaveAndStay => IncidentKind::ZoneExit,
             Self::CurfewBreach => IncidentKind::CurfewBreach,
             Self::ExclusionEntry => IncidentKind::ExclusionEntry,
             Self::StrapCut => IncidentKind::Tamper,
             Self::PowerOff => IncidentKind::PowerOff,
             Self::GoesSilent => IncidentKind::LostContact,
             Self::PhoneLeftAtHome => IncidentKind::Separation,
-        }
+        })
     }
 
     /// Default local start time, minutes after midnight: chosen so the
@@ -143,25 +146,54 @@ pub(super) fn script(
     };
     let speed = cfg.speed_mps;
     match spec.kind {
-        ScenarioKind::LeaveAndStay | ScenarioKind::BriefExcursion => {
+        ScenarioKind::LeaveAndStay => {
             let from = ctx.routine.at(start_ms);
-            let beyond = if spec.kind == ScenarioKind::LeaveAndStay {
-                3_000.0
-            } else {
-                1_500.0
-            };
-            let dest = outside_point(ctx.area, from, beyond)
+            let dest = outside_point(ctx.area, from, 3_000.0)
                 .ok_or_else(|| fail("no point outside the zone found".into()))?;
             let p = &mut s.bracelet;
             p.truncate_at(start_ms);
             p.go(dest, speed);
-            if spec.kind == ScenarioKind::BriefExcursion {
-                let (t, _) = p.last();
-                p.stay_until(t + 10 * MINUTE_MS);
-                p.go(from, speed);
-                p.go(ctx.home, speed);
-            }
             p.stay_until(end_ms);
+            s.fast_from_ms = Some(start_ms);
+        }
+        ScenarioKind::BriefExcursion => {
+            // Out and straight back, shallow enough that even with the
+            // noise model's largest error the subject is seen outside for
+            // at most half the time the service needs to confirm an exit.
+            let from = ctx.routine.at(start_ms);
+            let err = cfg.noise.max_error_m();
+            let budget = cfg.exit_confirm_ms / 2;
+            let path = [400.0, 250.0, 150.0, 100.0, 60.0, 30.0]
+                .into_iter()
+                .filter_map(|beyond| {
+                    let dest = outside_point(ctx.area, from, beyond)?;
+                    let mut p = ctx.routine.clone();
+                    p.truncate_at(start_ms);
+                    p.go(dest, speed);
+                    p.go(from, speed);
+                    p.go(ctx.home, speed);
+                    let (back, _) = p.last();
+                    let seen_outside = (start_ms..=back)
+                        .step_by(1000)
+                        .filter(|&t| {
+                            let q = p.at(t);
+                            [(0.0, 0.0), (err, 0.0), (-err, 0.0), (0.0, err), (0.0, -err)]
+                                .iter()
+                                .any(|&(e, n)| !ctx.area.contains(q.moved(e, n)))
+                        })
+                        .count() as i64
+                        * 1000;
+                    let really_outside = (start_ms..=back)
+                        .step_by(1000)
+                        .any(|t| !ctx.area.contains(p.at(t)));
+                    (really_outside && seen_outside <= budget).then_some(p)
+                })
+                .next()
+                .ok_or_else(|| {
+                    fail("no excursion short enough for the exit confirmation time".into())
+                })?;
+            s.bracelet = path;
+            s.bracelet.stay_until(end_ms);
             s.fast_from_ms = Some(start_ms);
         }
         ScenarioKind::CurfewBreach => {
@@ -248,7 +280,9 @@ pub(super) fn expected(
     let local_minute = |t: i64| ((t + cfg.utc_offset_ms).rem_euclid(DAY_MS) / MINUTE_MS) as u32;
     // (window start, window end, triggering message's device time)
     let (not_before, not_after, trigger) = match spec.kind {
-        ScenarioKind::LeaveAndStay | ScenarioKind::BriefExcursion => {
+        // Nothing to expect; the window is unused.
+        ScenarioKind::BriefExcursion => (s.start_ms, s.start_ms, None),
+        ScenarioKind::LeaveAndStay => {
             let t = first_fix(&|t| !ctx.area.contains(bracelet.at(t)))?;
             (s.start_ms, t + cfg.tolerance_ms, Some(t))
         }
@@ -287,19 +321,19 @@ pub(super) fn expected(
     let incident =
         |kind: IncidentKind, not_before: i64, not_after: i64, trigger_at| ExpectedIncident {
             subject: ctx.subject.to_string(),
-            device: format!("{}-b", ctx.subject),
+            device: format!("{}b", ctx.subject),
             kind,
             scenario: Some(spec.kind.name().to_string()),
             not_before,
             not_after,
             trigger_at,
         };
-    let mut out = vec![incident(
-        spec.kind.incident(),
-        not_before,
-        not_after,
-        trigger,
-    )];
+    let mut out: Vec<ExpectedIncident> = spec
+        .kind
+        .incident()
+        .map(|kind| incident(kind, not_before, not_after, trigger))
+        .into_iter()
+        .collect();
     if spec.kind != ScenarioKind::CurfewBreach {
         let away_at_night = fix_times.iter().copied().find(|&t| {
             t >= s.start_ms

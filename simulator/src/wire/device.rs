@@ -114,6 +114,11 @@ pub(super) fn spawn(
         .get(device)
         .cloned()
         .unwrap_or_else(|| cfg.default_secret.clone());
+    let key = cfg
+        .payload_keys
+        .get(device)
+        .cloned()
+        .unwrap_or_else(|| secret.as_bytes().to_vec());
     let mut relay_task = None;
     let mut opts = match (relay, cfg.source_addrs.is_empty()) {
         (Some(relay), false) => {
@@ -176,7 +181,7 @@ pub(super) fn spawn(
     ));
     let task = Device {
         id,
-        secret,
+        key,
         encoding: cfg.encoding,
         protect: cfg.protect_payloads,
         expect_acks: cfg.expect_acks && cfg.encoding != Encoding::OwnTracks,
@@ -279,7 +284,8 @@ async fn poll(
 
 struct Device {
     id: DeviceId,
-    secret: String,
+    /// Payload key (seal, MAC, encryption).
+    key: Vec<u8>,
     encoding: Encoding,
     protect: bool,
     expect_acks: bool,
@@ -419,7 +425,7 @@ impl Device {
     }
 
     fn encode(&mut self, message: &Uplink) -> Option<Vec<u8>> {
-        let secret = self.secret.as_bytes();
+        let secret = self.key.as_slice();
         let protection = match (self.protect, self.encoding) {
             (false, _) => Protection::None,
             (true, Encoding::OwnTracks) => {

@@ -57,6 +57,10 @@ pub struct WireConfig {
     pub secrets: HashMap<String, String>,
     /// Password of devices without an entry in `secrets`.
     pub default_secret: String,
+    /// Payload keys (seal, MAC, encryption) per device, when they differ from
+    /// the MQTT password (the service issues both, see
+    /// [`crate::credentials`]); devices not listed use their password's bytes.
+    pub payload_keys: HashMap<String, Vec<u8>>,
     /// Plan time to wall time.
     pub pacing: Pacing,
     /// After the last send, how long to wait for outstanding acks.
@@ -95,6 +99,7 @@ impl Default for WireConfig {
             protect_payloads: false,
             secrets: HashMap::new(),
             default_secret: String::new(),
+            payload_keys: HashMap::new(),
             pacing: Pacing::REAL_TIME,
             drain_timeout: Duration::from_secs(10),
             expect_acks: true,
