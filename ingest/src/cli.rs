@@ -27,6 +27,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: broker, pipeline, storage and HTTP API.
     Serve,
+    /// Start everything on embedded defaults with a bundled sample (the districts of
+    /// Zhengzhou, offices, subjects) and a simulated fleet; print live incidents.
+    Demo {
+        /// Simulated subjects, one bracelet each.
+        #[arg(long, default_value_t = 200)]
+        subjects: usize,
+        /// Data directory of the demo; wiped at every start.
+        #[arg(long, default_value = "geoward-demo")]
+        data_dir: PathBuf,
+        /// Seed of the simulated fleet.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print the documented default configuration.
     GenerateConfig,
     /// Check a configuration file (and the environment overrides) and exit.

@@ -32,12 +32,28 @@
 //! subject_id = "s1"
 //! kind = "stay_inside"
 //! zone_id = "home1"
+//!
+//! [[orders]]                        # nothing is monitored without an active order
+//! id = "o1"
+//! subject_id = "s1"
+//! legal_basis = "warned_leaving_area"
+//! approver = "judge wang"
+//! starts_at = "2026-11-01T00:00:00Z"
+//! ends_at = "2027-01-31T00:00:00Z"  # at most 3 months (art. 29)
+//!
+//! [[targets]]                       # where the office's notifications go
+//! id = "sh-duty"
+//! office_id = "sh"
+//! kind = "webhook"                  # or "mqtt": geoward/v1/office/{office}/alerts
+//! role = "duty"                     # or "police_liaison"
+//! url = "https://duty.example/alerts"
+//! secret = "at least sixteen characters"
 //! ```
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::cli::IssuedCredentials;
@@ -63,6 +79,48 @@ pub struct ImportFile {
     /// Rules.
     #[serde(default)]
     pub rules: Vec<RuleEntry>,
+    /// Monitoring orders.
+    #[serde(default)]
+    pub orders: Vec<OrderEntry>,
+    /// Delivery targets of offices.
+    #[serde(default)]
+    pub targets: Vec<TargetEntry>,
+}
+
+/// A monitoring order (art. 29: at most 3 months, renewable).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEntry {
+    /// Id.
+    pub id: String,
+    /// Subject.
+    pub subject_id: String,
+    /// One of the five reasons of art. 29.
+    pub legal_basis: String,
+    /// Who approved it.
+    pub approver: String,
+    /// Start.
+    pub starts_at: DateTime<Utc>,
+    /// End (exclusive).
+    pub ends_at: DateTime<Utc>,
+}
+
+/// A delivery target of an office.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetEntry {
+    /// Id.
+    pub id: String,
+    /// Office.
+    pub office_id: String,
+    /// `webhook` or `mqtt`.
+    pub kind: String,
+    /// `duty` or `police_liaison`.
+    pub role: String,
+    /// Webhook URL.
+    pub url: Option<String>,
+    /// Webhook signing secret.
+    pub secret: Option<String>,
 }
 
 /// An office.
@@ -91,6 +149,13 @@ pub struct SubjectEntry {
     pub name: String,
     /// `strict`, `normal` or `lenient`.
     pub supervision_level: String,
+    /// Reporting interval of the subject's devices when all is well, seconds.
+    #[serde(default = "default_interval_s")]
+    pub expected_interval_s: i64,
+}
+
+fn default_interval_s() -> i64 {
+    60
 }
 
 /// A device.
@@ -153,13 +218,17 @@ pub struct ImportReport {
     pub new_devices: Vec<IssuedCredentials>,
 }
 
-/// Applies an import file in one transaction per kind, parents first.
+/// Applies an import file, parents first.
 pub async fn import(store: &Store, path: &Path) -> anyhow::Result<ImportReport> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let doc: ImportFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    apply(store, &doc, path.parent().unwrap_or(Path::new("."))).await
+}
+
+/// Applies an import document; `geojson_file` paths are relative to `base`.
+pub async fn apply(store: &Store, doc: &ImportFile, base: &Path) -> anyhow::Result<ImportReport> {
     let now = Ts(Utc::now());
     let mut report = ImportReport::default();
 
@@ -176,10 +245,12 @@ pub async fn import(store: &Store, path: &Path) -> anyhow::Result<ImportReport> 
     for s in &doc.subjects {
         geoward_proto::ids::validate_id(&s.id).with_context(|| format!("subject id {:?}", s.id))?;
         with_pool!(store, p => sqlx::query(
-            "INSERT INTO subjects (id, office_id, name, supervision_level, created_at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO subjects (id, office_id, name, supervision_level, expected_interval_s, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (id) DO UPDATE SET office_id = excluded.office_id, name = excluded.name, \
-             supervision_level = excluded.supervision_level"
-        ).bind(&s.id).bind(&s.office_id).bind(&s.name).bind(&s.supervision_level).bind(now).execute(p).await.map(drop))
+             supervision_level = excluded.supervision_level, expected_interval_s = excluded.expected_interval_s"
+        ).bind(&s.id).bind(&s.office_id).bind(&s.name).bind(&s.supervision_level).bind(s.expected_interval_s)
+        .bind(now).execute(p).await.map(drop))
         .with_context(|| format!("subject {}", s.id))?;
     }
     report.upserted.push(("subjects", doc.subjects.len()));
@@ -225,6 +296,34 @@ pub async fn import(store: &Store, path: &Path) -> anyhow::Result<ImportReport> 
         .with_context(|| format!("rule {}", r.id))?;
     }
     report.upserted.push(("rules", doc.rules.len()));
+
+    for o in &doc.orders {
+        anyhow::ensure!(
+            o.ends_at > o.starts_at && o.ends_at - o.starts_at <= chrono::Duration::days(92),
+            "order {}: must end after it starts and last at most 3 months (art. 29)",
+            o.id
+        );
+        with_pool!(store, p => sqlx::query(
+            "INSERT INTO monitoring_orders (id, subject_id, legal_basis, approver, starts_at, ends_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET subject_id = excluded.subject_id, legal_basis = excluded.legal_basis, \
+             approver = excluded.approver, starts_at = excluded.starts_at, ends_at = excluded.ends_at"
+        ).bind(&o.id).bind(&o.subject_id).bind(&o.legal_basis).bind(&o.approver).bind(Ts(o.starts_at))
+        .bind(Ts(o.ends_at)).bind(now).execute(p).await.map(drop))
+        .with_context(|| format!("order {}", o.id))?;
+    }
+    report.upserted.push(("orders", doc.orders.len()));
+
+    for t in &doc.targets {
+        with_pool!(store, p => sqlx::query(
+            "INSERT INTO delivery_targets (id, office_id, kind, role, url, secret) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET office_id = excluded.office_id, kind = excluded.kind, role = excluded.role, \
+             url = excluded.url, secret = excluded.secret"
+        ).bind(&t.id).bind(&t.office_id).bind(&t.kind).bind(&t.role).bind(&t.url).bind(&t.secret)
+        .execute(p).await.map(drop))
+        .with_context(|| format!("target {}", t.id))?;
+    }
+    report.upserted.push(("targets", doc.targets.len()));
     Ok(report)
 }
 
@@ -279,6 +378,18 @@ id = "r1"
 subject_id = "s1"
 kind = "stay_inside"
 zone_id = "home1"
+[[orders]]
+id = "o1"
+subject_id = "s1"
+legal_basis = "own_request"
+approver = "judge"
+starts_at = "2026-11-01T00:00:00Z"
+ends_at = "2027-01-15T00:00:00Z"
+[[targets]]
+id = "t1"
+office_id = "sh"
+kind = "mqtt"
+role = "duty"
 "#,
         )
         .unwrap();
@@ -290,6 +401,8 @@ zone_id = "home1"
         assert_eq!(store.device_credentials("b1").await.unwrap(), creds_before);
         let n: i64 = with_pool!(&store, p => sqlx::query_scalar("SELECT COUNT(*) FROM offices").fetch_one(p).await).unwrap();
         assert_eq!(n, 2);
+        let n: i64 = with_pool!(&store, p => sqlx::query_scalar("SELECT COUNT(*) FROM monitoring_orders").fetch_one(p).await).unwrap();
+        assert_eq!(n, 1);
 
         std::fs::write(&file, "[[office]]\nid = \"x\"\n").unwrap();
         let err = import(&store, &file).await.unwrap_err();

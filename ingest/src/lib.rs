@@ -8,6 +8,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod evidence;
 pub mod http;
 pub mod import;

@@ -29,7 +29,8 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
+    // Not locked for the whole command: the demo prints from several tasks.
+    let mut out = std::io::stdout();
     match &args.command {
         Command::GenerateConfig => cli::generate_config(&mut out)?,
         Command::CheckConfig { file } => cli::check_config(file, &mut out)?,
@@ -51,6 +52,18 @@ fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
             return rt.block_on(async {
                 match command {
                     Command::Serve => serve(config).await?,
+                    Command::Demo {
+                        subjects,
+                        data_dir,
+                        seed,
+                    } => {
+                        let opts = geoward_ingest::demo::DemoOptions {
+                            subjects: *subjects,
+                            data_dir: data_dir.clone(),
+                            seed: *seed,
+                        };
+                        geoward_ingest::demo::run(config, opts, shutdown_signal()).await?
+                    }
                     Command::Migrate => cli::migrate(&config, &mut out).await?,
                     Command::Evidence {
                         command: EvidenceCommand::Verify { device },

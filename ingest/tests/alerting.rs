@@ -403,10 +403,21 @@ async fn incidents_and_outbox_survive_a_restart(db: Db) {
         Some("acknowledged"),
         "{changes:?}"
     );
-    // The unreachable webhook's notification is still in the outbox, retrying.
-    let (status, text) = api(&svc, "GET", "/api/outbox?state=pending", &s.admin, None).await;
-    assert_eq!(status, 200);
-    assert!(text.contains(&incident), "{text}");
+    // The unreachable webhook's notification is still in the outbox, retrying
+    // (pending between attempts; in flight for a moment during each).
+    common::wait_for(
+        "the notification pending in the outbox",
+        Duration::from_secs(10),
+        || {
+            let (svc, admin, incident) = (&svc, &s.admin, &incident);
+            async move {
+                let (status, text) =
+                    api(svc, "GET", "/api/outbox?state=pending", admin, None).await;
+                status == 200 && text.contains(incident.as_str())
+            }
+        },
+    )
+    .await;
     svc.stop().await;
 }
 
