@@ -115,6 +115,16 @@ async fn setup(db: Db, webhook: Option<String>) -> Setup {
     let officer = create_token(&svc.store, "li", Role::Officer, Some("zy-office"))
         .await
         .unwrap();
+    let body = json!({"id":"zy-office-mqtt","kind":"mqtt","role":"duty"});
+    let (status, text) = api(
+        &svc,
+        "POST",
+        "/api/offices/zy-office/targets",
+        &admin,
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
     if let Some(url) = webhook {
         let body = json!({"id":"zy-office-hook","kind":"webhook","role":"duty","url":url,"secret":"0123456789abcdef0123"});
         let (status, text) = api(
@@ -178,6 +188,7 @@ async fn next_change(feed: &mut FeedReader) -> (u64, String, Value) {
 async fn leaving_the_county_opens_one_incident_that_escalates(db: Db) {
     let hook = WebhookServer::start().await;
     let mut s = setup(db, Some(hook.url())).await;
+    let mut alerts = AlertSubscriber::start(&s.svc, "geoward/v1/office/zy-office/alerts").await;
     let mut office_feed = FeedReader::open(&s.svc, &s.officer, "", None).await;
     assert_eq!(office_feed.status, 200);
     let mut county_feed = FeedReader::open(&s.svc, &s.admin, "office=zy", None).await;
@@ -288,6 +299,14 @@ async fn leaving_the_county_opens_one_incident_that_escalates(db: Db) {
         &first.signature
     ));
     assert!(first.idempotency_key.starts_with(&incident));
+    // And the office's MQTT alert topic carried the same notification.
+    loop {
+        let alert = alerts.next(Duration::from_secs(10)).await;
+        assert_eq!(alert["incident"]["id"], incident.as_str(), "{alert}");
+        if alert["event"] == "opened" {
+            break;
+        }
+    }
 
     // An officer of another office sees none of it.
     let stranger = {
@@ -445,6 +464,60 @@ async fn postgres_incidents_and_outbox_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_incidents_and_outbox_survive_a_restart() {
     incidents_and_outbox_survive_a_restart(Db::Sqlite).await;
+}
+
+/// An MQTT client of the broker subscribed to an office's alert topic.
+struct AlertSubscriber {
+    rx: tokio::sync::mpsc::Receiver<Value>,
+    _client: rumqttc::AsyncClient,
+}
+
+impl AlertSubscriber {
+    async fn start(svc: &Service, topic: &str) -> AlertSubscriber {
+        let creds = svc.add_device("watcher1").await;
+        let mut opts = rumqttc::MqttOptions::new("watcher1", "127.0.0.1", svc.mqtt_port);
+        opts.set_credentials("watcher1", &creds.password);
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 16);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        tokio::spawn(async move {
+            while let Ok(event) = eventloop.poll().await {
+                match event {
+                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                        if let Some(t) = subscribed_tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
+                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                        if let Ok(v) = serde_json::from_slice(&p.payload) {
+                            let _ = tx.send(v).await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        client
+            .subscribe(topic, rumqttc::QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), subscribed)
+            .await
+            .expect("subscribed in time")
+            .unwrap();
+        AlertSubscriber {
+            rx,
+            _client: client,
+        }
+    }
+
+    async fn next(&mut self, timeout: Duration) -> Value {
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .expect("an alert on the office topic in time")
+            .expect("subscriber running")
+    }
 }
 
 /// A local webhook receiver that records what it gets.
