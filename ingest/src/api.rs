@@ -127,6 +127,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// `role:name`, how the caller appears in the audit log and on timelines.
+    pub fn actor(&self) -> String {
+        format!("{}:{}", self.role.as_str(), self.name)
+    }
+
     /// True when the caller may see `office`.
     pub fn sees(&self, office: &str) -> bool {
         self.scope.as_ref().is_none_or(|s| s.contains(office))
@@ -277,7 +282,7 @@ pub(crate) fn audit_now() -> Ts {
 /// Writes an audit entry for a person's action, before the data is returned or
 /// after the change is stored, into the hash-chained audit log. Changes to the
 /// registry also make the decision engines reload.
-async fn audit(
+pub(crate) async fn audit(
     s: &AppState,
     who: &Principal,
     action: &str,
@@ -287,7 +292,7 @@ async fn audit(
     if let (Some(subject), Some(map)) = (subject, detail.as_object_mut()) {
         map.insert("subject".into(), json!(subject));
     }
-    let actor = format!("{}:{}", who.role.as_str(), who.name);
+    let actor = who.actor();
     s.audit
         .append(
             &s.store,

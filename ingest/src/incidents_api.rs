@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::api::{ApiError, ApiResult, Principal, Role, bad, subtree};
+use crate::api::{ApiError, ApiResult, Principal, Role, audit, bad, subtree};
 use crate::http::AppState;
 use crate::monitor::{Action, ActionFailure};
 use crate::store::alerts::{self, FeedEvent, IncidentQuery};
@@ -45,7 +45,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn officer(who: &Principal) -> OfficerId {
-    OfficerId(format!("{}:{}", who.role.as_str(), who.name))
+    OfficerId(who.actor())
 }
 
 fn csv(v: &Option<String>) -> Option<Vec<String>> {
@@ -121,17 +121,14 @@ async fn detail(
 ) -> ApiResult<Json<Incident>> {
     let incident = visible(&s, &who, &id).await?;
     // The timeline carries positions: reading it is a read of location data.
-    let actor = format!("{}:{}", who.role.as_str(), who.name);
-    s.audit
-        .append(
-            &s.store,
-            crate::monitor::api_audit_event(
-                &actor,
-                "incident.read",
-                json!({ "incident": id, "subject": incident.header.subject }),
-            ),
-        )
-        .await?;
+    audit(
+        &s,
+        &who,
+        "incident.read",
+        Some(incident.header.subject.as_str()),
+        json!({ "incident": id }),
+    )
+    .await?;
     Ok(Json(incident))
 }
 
@@ -398,18 +395,14 @@ async fn create_target(
         "INSERT INTO delivery_targets (id, office_id, kind, role, url, secret) VALUES ($1, $2, $3, $4, $5, $6)"
     ).bind(&t.id).bind(&office).bind(&t.kind).bind(&t.role).bind(&t.url).bind(&t.secret)
     .execute(p).await.map(drop))?;
-    let actor = format!("{}:{}", who.role.as_str(), who.name);
-    s.audit
-        .append(
-            &s.store,
-            crate::monitor::api_audit_event(
-                &actor,
-                "target.create",
-                json!({ "office": office, "target": t.id }),
-            ),
-        )
-        .await?;
-    s.monitor.reload.notify_one();
+    audit(
+        &s,
+        &who,
+        "target.create",
+        None,
+        json!({ "office": office, "target": t.id }),
+    )
+    .await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -486,12 +479,6 @@ async fn requeue(
     if !crate::delivery::requeue(&s.store, &q.key).await? {
         return Err(bad("key", "only dead notifications can be requeued"));
     }
-    let actor = format!("{}:{}", who.role.as_str(), who.name);
-    s.audit
-        .append(
-            &s.store,
-            crate::monitor::api_audit_event(&actor, "outbox.requeue", json!({ "key": q.key })),
-        )
-        .await?;
+    audit(&s, &who, "outbox.requeue", None, json!({ "key": q.key })).await?;
     Ok(StatusCode::NO_CONTENT)
 }
