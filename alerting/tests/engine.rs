@@ -794,3 +794,62 @@ fn list_filters_scope_by_office_subtree_kind_state_and_time() {
     };
     assert_eq!(count(&exits), 1);
 }
+
+#[test]
+fn silence_after_power_off_stays_one_incident_that_can_become_abscondment() {
+    let mut e = engine();
+    let off_at = MIN;
+    let fx = e
+        .apply(&event(DeviceEventKind::PowerOff, T0 + off_at), t(off_at))
+        .unwrap();
+    assert_eq!(codes(&fx), ["power_off:opened"]);
+    let id = only_incident(&e, IncidentKind::PowerOff);
+
+    // The lost-contact deadline counts from the power-off message: it adds
+    // the silence to the power-off incident instead of opening another.
+    assert!(e.tick(t(off_at + LOST - 1)).is_empty());
+    let fx = e.tick(t(off_at + LOST));
+    assert_eq!(codes(&fx), ["power_off:evidence"]);
+    assert!(
+        e.incidents()
+            .all(|i| i.header.episode_kind == IncidentKind::PowerOff),
+        "no lost-contact incident"
+    );
+    let later = codes(&e.tick(t(off_at + LOST + 30 * MIN)));
+    assert!(
+        !later.contains(&"power_off:evidence".to_owned()),
+        "{later:?}"
+    );
+
+    // Silence as long as a lost contact needs (normal: 120 min after the
+    // deadline) makes it abscondment, like a lost contact.
+    let before = codes(&e.tick(t(off_at + LOST + 120 * MIN - 1)));
+    assert!(
+        !before.iter().any(|c| c.ends_with(":promoted")),
+        "{before:?}"
+    );
+    let fx = e.tick(t(off_at + LOST + 120 * MIN));
+    assert_eq!(
+        codes(&fx),
+        ["abscondment:promoted", "abscondment:police_notified"]
+    );
+    assert_eq!(
+        e.incident(&id).unwrap().header.kind,
+        IncidentKind::Abscondment
+    );
+
+    // The device coming back clears it, and a later silence without any
+    // power-off is an ordinary lost contact again.
+    let back = off_at + LOST + 130 * MIN;
+    let fx = e
+        .apply(&seen(DeviceKind::Bracelet, T0 + back, None, true), t(back))
+        .unwrap();
+    assert_eq!(codes(&fx), ["abscondment:cleared"]);
+    let fx = e.tick(t(back + LOST));
+    assert_eq!(
+        opened(&fx, IncidentKind::LostContact).len(),
+        1,
+        "{:?}",
+        codes(&fx)
+    );
+}

@@ -480,12 +480,11 @@ impl IncidentEngine {
         inc.header.condition = Condition::Cleared { at };
         inc.header.causes.clear();
         let subject = inc.header.subject.clone();
-        let episode = inc.header.episode_kind;
         let (office, escalated_to) = (inc.header.office.clone(), inc.header.escalated_to.clone());
-        if let Some(s) = self.state.subjects.get_mut(&subject)
-            && s.episodes.get(&episode) == Some(id)
-        {
-            s.episodes.remove(&episode);
+        // An incident can stand for more than one episode kind (silence
+        // folded into a power-off): it ends all of them.
+        if let Some(s) = self.state.subjects.get_mut(&subject) {
+            s.episodes.retain(|_, e| e != id);
         }
         let entry = self.record(
             id,

@@ -11,6 +11,9 @@ use crate::incident::{Handling, IncidentKind, Severity, TimelineEvent};
 use crate::notify::PoliceBrief;
 use crate::time::Timestamp;
 
+/// Cause of a lost-contact episode (and of silence folded into power-off).
+const SILENCE: &str = "silence";
+
 impl IncidentEngine {
     /// Cheap over-approximation of "some timer of `s` fires at `now`":
     /// false only when [`IncidentEngine::run_timers`] would do nothing.
@@ -35,16 +38,23 @@ impl IncidentEngine {
             .lost_contact_after_ms(s.config.expected_interval_ms, level);
         let deadline = s.last_contact.plus_ms(lost_after);
         if now >= deadline && !s.episodes.contains_key(&IncidentKind::LostContact) {
-            self.open(
-                subject,
-                IncidentKind::LostContact,
-                "silence".to_owned(),
-                deadline,
-                false,
-                Vec::new(),
-                now,
-                fx,
-            );
+            match s.episodes.get(&IncidentKind::PowerOff).cloned() {
+                // Silence after an announced power-off is that episode going
+                // on, not a second one: one incident per episode.
+                Some(power_off) => self.fold_silence(subject, &power_off, now, fx),
+                None => {
+                    self.open(
+                        subject,
+                        IncidentKind::LostContact,
+                        SILENCE.to_owned(),
+                        deadline,
+                        false,
+                        Vec::new(),
+                        now,
+                        fx,
+                    );
+                }
+            }
         }
 
         let s = self.subject_state(subject);
@@ -89,10 +99,16 @@ impl IncidentEngine {
             };
             // An exit counts from when we learnt of it (late uploads of an
             // old exit usually bring its end in the same batch); lost
-            // contact from its deadline, whenever the tick came.
+            // contact from its deadline, whenever the tick came (a power-off
+            // that went silent has its own earlier opening time, so the
+            // deadline is computed from the last contact instead).
             let since = match source {
                 IncidentKind::ZoneExit => h.detected_at,
-                _ => h.opened_at,
+                _ if h.episode_kind == IncidentKind::LostContact => h.opened_at,
+                _ => s.last_contact.plus_ms(
+                    self.policy
+                        .lost_contact_after_ms(s.config.expected_interval_ms, level),
+                ),
             };
             if !absconded && !blocked && now.since(since) >= threshold {
                 self.promote(subject, &id, now, fx);
@@ -107,6 +123,35 @@ impl IncidentEngine {
             .collect();
         for id in ids {
             self.escalate_due(&id, level, now, fx);
+        }
+    }
+
+    /// Records that the subject stayed silent past the lost-contact deadline
+    /// on its open power-off incident, which from now on also stands for the
+    /// lost contact: contact clears it, and it becomes abscondment when the
+    /// silence lasts as long as a lost contact would need.
+    fn fold_silence(
+        &mut self,
+        subject: &SubjectId,
+        power_off: &IncidentId,
+        now: Timestamp,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.subject_state_mut(subject)
+            .episodes
+            .insert(IncidentKind::LostContact, power_off.clone());
+        if self
+            .inc_mut(power_off)
+            .header
+            .causes
+            .insert(SILENCE.to_owned())
+        {
+            let ev = TimelineEvent::Evidence {
+                cause: SILENCE.to_owned(),
+                evidence: Vec::new(),
+                late: false,
+            };
+            self.record(power_off, now, ev, fx);
         }
     }
 

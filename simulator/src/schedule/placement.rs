@@ -77,8 +77,9 @@ pub fn fan_out(trace: &Trace, n: usize, spacing_m: f64, stagger_ms: i64) -> Vec<
 
 /// Places `trace` at the boundary of `area` so it shows `crossing`: the
 /// point halfway along the track is put on a boundary vertex and the track
-/// rotated about it until the start is inside and the end is outside (or
-/// back inside with an excursion between). Vertices are tried from
+/// rotated about it until it starts inside and crosses the boundary once
+/// (ends outside) or twice (an excursion, back inside at the end; the
+/// placement with the longest time outside is taken). Vertices are tried from
 /// `vertex_hint` on, rotations in 10° steps, so the result is deterministic.
 pub fn place_across(
     trace: &Trace,
@@ -97,32 +98,55 @@ pub fn place_across(
     let anchor = halfway_index(trace);
     let tries = ring.len().min(64);
     let step = (ring.len() / tries).max(1);
+    let mut best: Option<(i64, Trace)> = None;
     for k in 0..tries {
         let vertex = ring[(vertex_hint + k * step) % ring.len()];
         for deg in (0..360).step_by(10) {
             let t = transform(trace, anchor, vertex, f64::from(deg).to_radians());
-            if shows(&t, area, crossing) {
-                return Ok(t);
+            let Some(outside_ms) = shows(&t, area, crossing) else {
+                continue;
+            };
+            match crossing {
+                Crossing::Exit => return Ok(t),
+                // The longest excursion: a few seconds outside would be
+                // (rightly) too brief to confirm anything.
+                Crossing::Excursion => {
+                    if best.as_ref().is_none_or(|(b, _)| outside_ms > *b) {
+                        best = Some((outside_ms, t));
+                    }
+                }
             }
         }
     }
-    Err(PlacementError::NoCrossing {
-        device: trace.device.clone(),
-        zone: area.name.clone(),
-        crossing,
-    })
+    best.map(|(_, t)| t)
+        .ok_or_else(|| PlacementError::NoCrossing {
+            device: trace.device.clone(),
+            zone: area.name.clone(),
+            crossing,
+        })
 }
 
-fn shows(t: &Trace, area: &Area, crossing: Crossing) -> bool {
-    let inside = |i: usize| {
-        let p = t.points[i];
-        area.contains(LatLon::new(p.lat, p.lon))
+/// When the track starts inside and crosses the boundary exactly once
+/// (exit) or exactly twice (excursion), the time it spends outside; a
+/// wiggle along the boundary would make several episodes where the caller
+/// asked for one.
+fn shows(t: &Trace, area: &Area, crossing: Crossing) -> Option<i64> {
+    let inside: Vec<bool> = t
+        .points
+        .iter()
+        .map(|p| area.contains(LatLon::new(p.lat, p.lon)))
+        .collect();
+    let crossings = inside.windows(2).filter(|w| w[0] != w[1]).count();
+    let want = match crossing {
+        Crossing::Exit => 1,
+        Crossing::Excursion => 2,
     };
-    let last = t.points.len() - 1;
-    match crossing {
-        Crossing::Exit => inside(0) && !inside(last),
-        Crossing::Excursion => inside(0) && inside(last) && (1..last).any(|i| !inside(i)),
+    if !inside[0] || crossings != want {
+        return None;
     }
+    let first_out = inside.iter().position(|i| !i)?;
+    let last_out = inside.iter().rposition(|i| !i)?;
+    Some(t.points[last_out].time_ms - t.points[first_out].time_ms)
 }
 
 /// Index of the point at half the track's length (by distance).
