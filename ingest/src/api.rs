@@ -111,6 +111,16 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The role of a stored name, `None` for anything else.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "officer" => Some(Role::Officer),
+            "bureau" => Some(Role::Bureau),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
 }
 
 /// The authenticated caller.
@@ -168,6 +178,18 @@ pub async fn create_token(
     Ok(token)
 }
 
+/// The role and office of an API token, `None` when no such token exists.
+pub(crate) async fn token_office(
+    store: &Store,
+    token: &str,
+) -> anyhow::Result<Option<(Role, Option<String>)>> {
+    let digest = token_digest(token.trim());
+    let row: Option<(String, Option<String>)> = with_pool!(store, p => sqlx::query_as(
+        "SELECT role, office_id FROM api_tokens WHERE token_hash = $1"
+    ).bind(&digest).fetch_optional(p).await)?;
+    Ok(row.and_then(|(role, office)| Some((Role::parse(&role)?, office))))
+}
+
 pub(crate) async fn subtree(store: &Store, root: &str) -> Result<HashSet<String>, sqlx::Error> {
     let sql = "WITH RECURSIVE sub(id) AS (SELECT id FROM offices WHERE id = $1 \
                UNION SELECT o.id FROM offices o JOIN sub ON o.parent_id = sub.id) SELECT id FROM sub";
@@ -194,12 +216,7 @@ impl FromRequestParts<AppState> for Principal {
             "SELECT name, role, office_id FROM api_tokens WHERE token_hash = $1"
         ).bind(&digest).fetch_optional(p).await)?;
         let (name, role, office_id) = row.ok_or(ApiError::Unauthorized)?;
-        let role = match role.as_str() {
-            "officer" => Role::Officer,
-            "bureau" => Role::Bureau,
-            "admin" => Role::Admin,
-            _ => return Err(ApiError::Unauthorized),
-        };
+        let role = Role::parse(&role).ok_or(ApiError::Unauthorized)?;
         let scope = match (role, &office_id) {
             (Role::Admin, _) => None,
             (Role::Officer, Some(o)) => Some(HashSet::from([o.clone()])),

@@ -6,11 +6,13 @@
 //! therefore happens in the pipeline (stop reading, flush, final acks); devices whose
 //! connections outlive that simply get no further acks and resend after restart.
 //!
-//! Topic isolation: rumqttd has no per-client ACL. On the TLS listener the device id
-//! is the client certificate's Organization and `validate-tenant-prefix` confines
-//! the connection to `/tenants/<device id>/...`. On plain TCP, any authenticated
-//! client can publish to any topic, so every payload must carry the device's
-//! authentication tag (see `pipeline::decode`), which another device cannot forge.
+//! Topic isolation: on the TLS listener the device id is the client certificate's
+//! Organization and `validate-tenant-prefix` confines the connection to
+//! `/tenants/<device id>/...`. On plain TCP the vendored rumqttd's topic ACL hook
+//! asks [`crate::topic_acl`]: a device publishes only its own uplinks and reads only
+//! its own downlink, an office's consumer reads only that office's alerts. Every
+//! payload still carries the device's authentication tag (see `pipeline::decode`),
+//! which another device cannot forge.
 //!
 //! Connected devices: rumqttd tells nobody about connects and disconnects, but its
 //! router keeps a live connection count and reports it through its meters. The
@@ -26,8 +28,8 @@ use std::time::Duration;
 use anyhow::Context;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{
-    Broker, Config as RumqttdConfig, ConnectionSettings, Meter, MetricSettings, MetricType,
-    RouterConfig, ServerSettings, TlsConfig,
+    AclAction, Broker, Config as RumqttdConfig, ConnectionSettings, Meter, MetricSettings,
+    MetricType, RouterConfig, ServerSettings, TlsConfig, TopicAcl,
 };
 
 use crate::auth::DeviceAuth;
@@ -71,6 +73,7 @@ pub fn rumqttd_config(
             auth: None,
             external_auth: None,
             dynamic_filters: false,
+            topic_acl: None,
         };
         c.set_auth_handler(move |client_id: String, user: String, pass: String| {
             let auth = auth.clone();
@@ -89,7 +92,10 @@ pub fn rumqttd_config(
             listen: cfg.tcp_listen,
             tls: None,
             next_connection_delay_ms: cfg.next_connection_delay_ms,
-            connections: connections(auth.clone(), runtime.clone()),
+            connections: ConnectionSettings {
+                topic_acl: Some(topic_acl(auth.metrics().clone())),
+                ..connections(auth.clone(), runtime.clone())
+            },
         },
     );
     if let Some(tls) = &cfg.tls {
@@ -123,6 +129,25 @@ pub fn rumqttd_config(
         metrics: Some(meter_settings()),
         ..Default::default()
     }
+}
+
+/// The plain TCP listener's topic authorisation; refusals are security events
+/// (`publish_denied` disconnects the client, `subscribe_denied` fails the filter).
+fn topic_acl(metrics: crate::metrics::Metrics) -> TopicAcl {
+    TopicAcl(std::sync::Arc::new(
+        move |client_id: &str, action: AclAction, topic: &str| {
+            let ok = crate::topic_acl::allows(client_id, action, topic);
+            if !ok {
+                let kind = match action {
+                    AclAction::Publish => "publish_denied",
+                    AclAction::Subscribe => "subscribe_denied",
+                };
+                metrics.security_events.with_label_values(&[kind]).inc();
+                tracing::warn!(client_id, topic, kind, "topic not allowed");
+            }
+            ok
+        },
+    ))
 }
 
 /// Router meters every [`METER_INTERVAL_SECONDS`]. rumqttd's settings type has

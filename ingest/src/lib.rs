@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod pipeline;
 pub mod pki;
 pub mod store;
+pub mod topic_acl;
 pub mod zones_cmd;
 
 use std::future::Future;

@@ -188,7 +188,7 @@ async fn next_change(feed: &mut FeedReader) -> (u64, String, Value) {
 async fn leaving_the_county_opens_one_incident_that_escalates(db: Db) {
     let hook = WebhookServer::start().await;
     let mut s = setup(db, Some(hook.url())).await;
-    let mut alerts = AlertSubscriber::start(&s.svc, "geoward/v1/office/zy-office/alerts").await;
+    let mut alerts = AlertSubscriber::start(&s.svc, "zy-office", &s.officer).await;
     let mut office_feed = FeedReader::open(&s.svc, &s.officer, "", None).await;
     assert_eq!(office_feed.status, 200);
     let mut county_feed = FeedReader::open(&s.svc, &s.admin, "office=zy", None).await;
@@ -466,17 +466,19 @@ async fn sqlite_incidents_and_outbox_survive_a_restart() {
     incidents_and_outbox_survive_a_restart(Db::Sqlite).await;
 }
 
-/// An MQTT client of the broker subscribed to an office's alert topic.
+/// The office's own MQTT consumer (client `office:<id>`, password an API token
+/// of the office) subscribed to the office's alert topic.
 struct AlertSubscriber {
     rx: tokio::sync::mpsc::Receiver<Value>,
     _client: rumqttc::AsyncClient,
 }
 
 impl AlertSubscriber {
-    async fn start(svc: &Service, topic: &str) -> AlertSubscriber {
-        let creds = svc.add_device("watcher1").await;
-        let mut opts = rumqttc::MqttOptions::new("watcher1", "127.0.0.1", svc.mqtt_port);
-        opts.set_credentials("watcher1", &creds.password);
+    async fn start(svc: &Service, office: &str, token: &str) -> AlertSubscriber {
+        let client_id = format!("office:{office}");
+        let topic = format!("geoward/v1/office/{office}/alerts");
+        let mut opts = rumqttc::MqttOptions::new(&client_id, "127.0.0.1", svc.mqtt_port);
+        opts.set_credentials(&client_id, token);
         let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 16);
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
@@ -484,9 +486,9 @@ impl AlertSubscriber {
         tokio::spawn(async move {
             while let Ok(event) = eventloop.poll().await {
                 match event {
-                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(a)) => {
                         if let Some(t) = subscribed_tx.take() {
-                            let _ = t.send(());
+                            let _ = t.send(a.return_codes);
                         }
                     }
                     rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
@@ -502,10 +504,16 @@ impl AlertSubscriber {
             .subscribe(topic, rumqttc::QoS::AtLeastOnce)
             .await
             .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), subscribed)
+        let codes = tokio::time::timeout(Duration::from_secs(10), subscribed)
             .await
             .expect("subscribed in time")
             .unwrap();
+        assert_eq!(
+            codes,
+            [rumqttc::SubscribeReasonCode::Success(
+                rumqttc::QoS::AtLeastOnce
+            )]
+        );
         AlertSubscriber {
             rx,
             _client: client,
