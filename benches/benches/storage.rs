@@ -557,7 +557,7 @@ fn storage(c: &mut Criterion) {
     match std::env::var("GEOWARD_BENCH_PG_URL").or_else(|_| std::env::var("GEOWARD_TEST_PG_URL")) {
         Err(_) => eprintln!(
             "storage bench: neither GEOWARD_BENCH_PG_URL nor GEOWARD_TEST_PG_URL is set: \
-             SKIPPING the PostgreSQL groups (unnest_batch, row_by_row); run benches/storage-bench \
+             SKIPPING the PostgreSQL groups (unnest_batch, unnest_fixes_only, row_by_row); run benches/storage-bench \
              to get a throwaway cluster"
         ),
         Ok(admin_url) => {
