@@ -419,12 +419,8 @@ pub async fn tokens_add(
     office: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let role = match role {
-        "officer" => crate::api::Role::Officer,
-        "bureau" => crate::api::Role::Bureau,
-        "admin" => crate::api::Role::Admin,
-        _ => anyhow::bail!("role must be officer, bureau or admin"),
-    };
+    let role = crate::api::Role::parse(role)
+        .ok_or_else(|| anyhow::anyhow!("role must be officer, bureau or admin"))?;
     let store = Store::connect(&config.storage).await?;
     store.migrate().await?;
     let token = crate::api::create_token(&store, name, role, office).await?;
