@@ -440,6 +440,60 @@ async fn incidents_and_outbox_survive_a_restart(db: Db) {
     svc.stop().await;
 }
 
+/// A strap cut dated before the subject's order began (a late upload from
+/// before the court's decision) is stored and acked but never judged: no
+/// incident, counted as `outside_order`. The same event inside the order
+/// opens the tamper incident.
+async fn data_outside_the_order_is_never_judged(db: Db) {
+    let mut s = setup(db, None).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let strap_cut = |seq: u64, time: i64| {
+        Uplink::Event(geoward_proto::DeviceEvent {
+            seq,
+            time: geoward_proto::Timestamp(time),
+            kind: geoward_proto::EventKind::StrapOpened,
+        })
+    };
+    // The order began a day ago.
+    s.bracelet.send(&strap_cut(1, now - 2 * 86_400_000)).await;
+    s.bracelet.wait_ack(1, Duration::from_secs(10)).await;
+    common::wait_for(
+        "the early event counted",
+        Duration::from_secs(10),
+        || async {
+            s.svc
+                .metric("geoward_unjudged_items_total{reason=\"outside_order\"}")
+                .await
+                >= 1.0
+        },
+    )
+    .await;
+    let (status, text) = api(&s.svc, "GET", "/api/incidents", &s.admin, None).await;
+    assert_eq!((status, text.as_str()), (200, "[]"));
+
+    s.bracelet.send(&strap_cut(2, now)).await;
+    s.bracelet.wait_ack(2, Duration::from_secs(10)).await;
+    common::wait_for("the tamper incident", Duration::from_secs(10), || async {
+        let (_, text) = api(&s.svc, "GET", "/api/incidents", &s.admin, None).await;
+        text.contains("\"tamper\"")
+    })
+    .await;
+    let (_, text) = api(&s.svc, "GET", "/api/incidents", &s.admin, None).await;
+    let list: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(list.len(), 1, "{text}");
+    s.svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_data_outside_the_order_is_never_judged() {
+    data_outside_the_order_is_never_judged(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_data_outside_the_order_is_never_judged() {
+    data_outside_the_order_is_never_judged(Db::Postgres(fresh_pg_database().await)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_leaving_the_county_opens_one_incident_that_escalates() {
     leaving_the_county_opens_one_incident_that_escalates(Db::Sqlite).await;

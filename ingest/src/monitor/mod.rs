@@ -155,6 +155,8 @@ pub struct Monitor {
     zone_rows: Vec<ZoneRow>,
     rules: BTreeMap<SubjectId, SubjectRules>,
     devices: HashMap<String, (SubjectId, geoward_alerting::signal::DeviceKind)>,
+    /// Order periods of watched subjects (see [`world::World::orders`]).
+    orders: world::OrderPeriods,
     /// The device whose fix a subject's zone transitions came from last (evidence of
     /// clock-driven transitions such as a curfew deadline).
     last_device: HashMap<SubjectId, String>,
@@ -195,6 +197,7 @@ pub async fn start(
         zone_rows: Vec::new(),
         rules: BTreeMap::new(),
         devices: HashMap::new(),
+        orders: HashMap::new(),
         last_device: HashMap::new(),
         stop,
         reload: handle.reload.clone(),
@@ -325,7 +328,15 @@ impl Monitor {
             }
         }
         self.devices = world.devices;
+        self.orders = world.orders;
         self.commit(fx, None).await;
+    }
+
+    /// True when one of `subject`'s orders covers `time`.
+    fn under_order(&self, subject: &SubjectId, time: DateTime<Utc>) -> bool {
+        self.orders
+            .get(subject)
+            .is_some_and(|o| o.iter().any(|(start, end)| *start <= time && time < *end))
     }
 
     async fn reload(&mut self) {
@@ -356,6 +367,19 @@ impl Monitor {
                 Item::Fix { time, .. } | Item::Event { time, .. } => *time,
             });
             for item in &items {
+                let (Item::Fix { time, .. } | Item::Event { time, .. }) = item;
+                // Taken before the order began or after it ended (late
+                // uploads, a device handed out early): no legal basis, so it
+                // is never judged nor cited as an incident's evidence. It
+                // stays in the device's raw evidence chain, the record of
+                // what was received.
+                if !self.under_order(&subject, *time) {
+                    self.metrics
+                        .unjudged_items
+                        .with_label_values(&["outside_order"])
+                        .inc();
+                    continue;
+                }
                 let now = Utc::now();
                 for signal in convert::device_signals(&subject, &s.device_id, kind, item) {
                     self.apply(&signal, now, &mut fx);

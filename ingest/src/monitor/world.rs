@@ -56,9 +56,15 @@ pub struct World {
     pub subjects: BTreeMap<SubjectId, Watched>,
     /// Device id → (subject, kind), for devices of watched subjects.
     pub devices: HashMap<String, (SubjectId, DeviceKind)>,
+    /// Order periods `[starts_at, ends_at)` of watched subjects: data taken
+    /// outside all of them has no legal basis and is never judged.
+    pub orders: OrderPeriods,
     /// Subjects skipped, with the reason code (counted as a metric).
     pub skipped: Vec<(String, &'static str)>,
 }
+
+/// Order periods `[starts_at, ends_at)` by subject.
+pub type OrderPeriods = HashMap<SubjectId, Vec<(DateTime<Utc>, DateTime<Utc>)>>;
 
 type OfficeRow = (String, Option<String>, String, String);
 type TargetRow = (
@@ -113,6 +119,11 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> anyhow::Result<World> {
     ).fetch_all(p).await)
     .context("loading devices")?;
 
+    let orders: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = with_pool!(store, p => sqlx::query_as(
+        "SELECT subject_id, starts_at, ends_at FROM monitoring_orders ORDER BY subject_id, starts_at"
+    ).fetch_all(p).await)
+    .context("loading orders")?;
+
     let (tree, webhook_secrets) = office_tree(offices, targets)?;
     let mut world = World {
         tree,
@@ -120,6 +131,7 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> anyhow::Result<World> {
         zones,
         subjects: BTreeMap::new(),
         devices: HashMap::new(),
+        orders: HashMap::new(),
         skipped: Vec::new(),
     };
     let mut rules_of: HashMap<String, Vec<RuleRow>> = HashMap::new();
@@ -141,6 +153,16 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> anyhow::Result<World> {
                 tracing::warn!(subject = %id, reason, "subject not monitored: its rules cannot be enforced");
                 world.skipped.push((id, reason));
             }
+        }
+    }
+    for (subject, starts_at, ends_at) in orders {
+        let subject = SubjectId(subject);
+        if world.subjects.contains_key(&subject) {
+            world
+                .orders
+                .entry(subject)
+                .or_default()
+                .push((starts_at, ends_at));
         }
     }
     for (device, kind, subject) in devices {
