@@ -540,8 +540,12 @@ async fn track(
         json!({ "from": q.from, "to": q.to, "after": q.after }),
     )
     .await?;
+    // Only fixes taken under one of the subject's orders: anything else has
+    // no legal basis and is not shown as the subject's whereabouts.
     let sql = "SELECT f.device_id, f.seq, f.fix_time, f.lat, f.lon, f.accuracy_m, f.source FROM fixes f \
                JOIN devices d ON d.id = f.device_id WHERE d.subject_id = $1 AND f.fix_time >= $2 AND f.fix_time < $3 \
+               AND EXISTS (SELECT 1 FROM monitoring_orders o WHERE o.subject_id = d.subject_id \
+                           AND o.starts_at <= f.fix_time AND f.fix_time < o.ends_at) \
                AND (f.fix_time > $4 OR (f.fix_time = $4 AND (f.device_id > $5 OR (f.device_id = $5 AND f.seq > $6)))) \
                ORDER BY f.fix_time, f.device_id, f.seq LIMIT $7";
     let points: Vec<TrackPoint> = with_pool!(&s.store, p => {

@@ -443,7 +443,8 @@ async fn incidents_and_outbox_survive_a_restart(db: Db) {
 /// A strap cut dated before the subject's order began (a late upload from
 /// before the court's decision) is stored and acked but never judged: no
 /// incident, counted as `outside_order`. The same event inside the order
-/// opens the tamper incident.
+/// opens the tamper incident. A fix from before the order is left out of
+/// the subject's track.
 async fn data_outside_the_order_is_never_judged(db: Db) {
     let mut s = setup(db, None).await;
     let now = chrono::Utc::now().timestamp_millis();
@@ -481,6 +482,33 @@ async fn data_outside_the_order_is_never_judged(db: Db) {
     let (_, text) = api(&s.svc, "GET", "/api/incidents", &s.admin, None).await;
     let list: Vec<Value> = serde_json::from_str(&text).unwrap();
     assert_eq!(list.len(), 1, "{text}");
+
+    // Nor is a fix from before the order shown as the subject's track.
+    let (lat, lon) = s.walk[0];
+    s.bracelet
+        .send(&Uplink::Fix(fix_at(3, now - 2 * 86_400_000, lat, lon)))
+        .await;
+    s.bracelet
+        .send(&Uplink::Fix(fix_at(4, now, lat, lon)))
+        .await;
+    s.bracelet.wait_ack(4, Duration::from_secs(10)).await;
+    let (status, text) = api(
+        &s.svc,
+        "GET",
+        "/api/subjects/s1/track?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
+        &s.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let track: Value = serde_json::from_str(&text).unwrap();
+    let seqs: Vec<i64> = track["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [4], "{text}");
     s.svc.stop().await;
 }
 
