@@ -178,16 +178,17 @@ pub async fn create_token(
     Ok(token)
 }
 
-/// The role and office of an API token, `None` when no such token exists.
-pub(crate) async fn token_office(
+/// The name, role and office of an API token; `None` when no such token
+/// exists (or its stored role is unknown).
+pub(crate) async fn lookup_token(
     store: &Store,
     token: &str,
-) -> anyhow::Result<Option<(Role, Option<String>)>> {
+) -> Result<Option<(String, Role, Option<String>)>, sqlx::Error> {
     let digest = token_digest(token.trim());
-    let row: Option<(String, Option<String>)> = with_pool!(store, p => sqlx::query_as(
-        "SELECT role, office_id FROM api_tokens WHERE token_hash = $1"
+    let row: Option<(String, String, Option<String>)> = with_pool!(store, p => sqlx::query_as(
+        "SELECT name, role, office_id FROM api_tokens WHERE token_hash = $1"
     ).bind(&digest).fetch_optional(p).await)?;
-    Ok(row.and_then(|(role, office)| Some((Role::parse(&role)?, office))))
+    Ok(row.and_then(|(name, role, office)| Some((name, Role::parse(&role)?, office))))
 }
 
 pub(crate) async fn subtree(store: &Store, root: &str) -> Result<HashSet<String>, sqlx::Error> {
@@ -211,12 +212,9 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        let digest = token_digest(token.trim());
-        let row: Option<(String, String, Option<String>)> = with_pool!(&state.store, p => sqlx::query_as(
-            "SELECT name, role, office_id FROM api_tokens WHERE token_hash = $1"
-        ).bind(&digest).fetch_optional(p).await)?;
-        let (name, role, office_id) = row.ok_or(ApiError::Unauthorized)?;
-        let role = Role::parse(&role).ok_or(ApiError::Unauthorized)?;
+        let (name, role, office_id) = lookup_token(&state.store, token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         let scope = match (role, &office_id) {
             (Role::Admin, _) => None,
             (Role::Officer, Some(o)) => Some(HashSet::from([o.clone()])),

@@ -160,9 +160,9 @@ impl DeviceAuth {
                 .inc();
             false
         };
-        match crate::api::token_office(&self.store, token).await {
-            Ok(Some((crate::api::Role::Admin, _))) => true,
-            Ok(Some((_, Some(o)))) if o == office => true,
+        match crate::api::lookup_token(&self.store, token).await {
+            Ok(Some((_, crate::api::Role::Admin, _))) => true,
+            Ok(Some((_, _, Some(o)))) if o == office => true,
             Ok(Some(_)) => fail("wrong_office"),
             Ok(None) => fail("bad_token"),
             Err(e) => {

@@ -363,17 +363,14 @@ impl Monitor {
             let mut items = s.items;
             // Per device, by event time: a store-and-forward batch may carry fixes
             // in any order; the engines place late data themselves.
-            items.sort_by_key(|i| match i {
-                Item::Fix { time, .. } | Item::Event { time, .. } => *time,
-            });
+            items.sort_by_key(Item::time);
             for item in &items {
-                let (Item::Fix { time, .. } | Item::Event { time, .. }) = item;
                 // Taken before the order began or after it ended (late
                 // uploads, a device handed out early): no legal basis, so it
                 // is never judged nor cited as an incident's evidence. It
                 // stays in the device's raw evidence chain, the record of
                 // what was received.
-                if !self.under_order(&subject, *time) {
+                if !self.under_order(&subject, item.time()) {
                     self.metrics
                         .unjudged_items
                         .with_label_values(&["outside_order"])

@@ -73,6 +73,13 @@ impl Item {
             Item::Fix { seq, .. } | Item::Event { seq, .. } => *seq,
         }
     }
+
+    /// When the device took the fix or saw the event.
+    pub fn time(&self) -> DateTime<Utc> {
+        match self {
+            Item::Fix { time, .. } | Item::Event { time, .. } => *time,
+        }
+    }
 }
 
 /// What the pipeline remembers per device between batches.
