@@ -25,7 +25,7 @@ use crate::message::{
     Ack, Batch, Command, CommandAction, DeviceConfig, DeviceEvent, Downlink, EventKind, Fix,
     GnssState, Heartbeat, PositionSource, StrapState, SupervisionLevel, Timestamp, Uplink,
 };
-use crate::scan::{Key, Reader, Res, Syntax, read_struct};
+use crate::scan::{Key, KeyTable, Reader, Res, Syntax, read_struct};
 use crate::validate::{
     DecodeOptions, check_fix, check_heartbeat, check_size, check_time, out_of_range,
 };
@@ -196,6 +196,26 @@ const UPLINK_NAMES: [Key; 22] = [
     Key::new(b"mac"),
 ];
 
+/// Hash lookup of [`UPLINK_NAMES`].
+const UPLINK_TABLE: KeyTable = KeyTable::new(&UPLINK_NAMES);
+
+/// The keys of [`FIX_ORDER`].
+const FIX_NAMES: [Key; 10] = [
+    Key::new(b"seq"),
+    Key::new(b"time_ms"),
+    Key::new(b"lat"),
+    Key::new(b"lon"),
+    Key::new(b"accuracy_m"),
+    Key::new(b"altitude_m"),
+    Key::new(b"speed_mps"),
+    Key::new(b"heading_deg"),
+    Key::new(b"satellites"),
+    Key::new(b"source"),
+];
+
+/// Hash lookup of [`FIX_NAMES`].
+const FIX_TABLE: KeyTable = KeyTable::new(&FIX_NAMES);
+
 /// A batch entry's fields in array form.
 const FIX_ORDER: [F; 10] = [
     F::Seq,
@@ -278,7 +298,10 @@ const EVENTS: [(&str, EventKind); 9] = [
 ];
 
 /// An `f32` field read as `f64` and narrowed, so that an overflow becomes
-/// infinity and validation rejects it as `non_finite`.
+/// infinity and validation rejects it as `non_finite`. Inlined at every
+/// field, like the number readers, so each field's digits get their own
+/// branches (a shared parser mispredicts as field lengths alternate).
+#[inline(always)]
 fn f32_field(r: &mut Reader<'_>) -> Res<f32> {
     Ok(r.f64()? as f32)
 }
@@ -300,7 +323,7 @@ struct FixFields {
 
 impl FixFields {
     /// Reads the (non-null) value of fix field `f`.
-    #[inline]
+    #[inline(always)]
     fn set(&mut self, r: &mut Reader<'_>, f: F) -> Res<()> {
         match f {
             F::Seq => self.seq = Some(r.u64()?),
@@ -456,9 +479,10 @@ fn read_uplink<'a>(
     let result = read_struct(
         &mut r,
         &UPLINK_ORDER,
-        &UPLINK_NAMES,
+        &UPLINK_TABLE,
         uplink_field,
         deny_unknown,
+        #[inline(always)]
         |r, f| {
             if r.null()? {
                 return Ok(());
@@ -490,7 +514,18 @@ fn read_uplink<'a>(
 }
 
 /// Reads the `fixes` array, validating each fix on its own.
-fn read_fixes(r: &mut Reader<'_>, opts: &DecodeOptions, now: Timestamp) -> Res<Fixes> {
+fn read_fixes(outer: &mut Reader<'_>, opts: &DecodeOptions, now: Timestamp) -> Res<Fixes> {
+    // A local copy whose address never escapes (every reader step below is
+    // inlined), so its position lives in a register instead of a store and
+    // reload per token.
+    let mut local = *outer;
+    let result = read_fixes_local(&mut local, opts, now);
+    *outer = local;
+    result
+}
+
+#[inline(always)]
+fn read_fixes_local(r: &mut Reader<'_>, opts: &DecodeOptions, now: Timestamp) -> Res<Fixes> {
     if r.peek() != Some(b'[') {
         return Err(r.error("expected an array"));
     }
@@ -510,9 +545,10 @@ fn read_fixes(r: &mut Reader<'_>, opts: &DecodeOptions, now: Timestamp) -> Res<F
             read_struct(
                 r,
                 &FIX_ORDER,
-                &UPLINK_NAMES[2..12],
+                &FIX_TABLE,
                 fix_field,
                 deny_unknown,
+                #[inline(always)]
                 |r, f| {
                     if !r.null()? {
                         ff.set(r, f)?;

@@ -91,6 +91,9 @@ const NAMES: [scan::Key; 9] = [
     scan::Key::new(b"cog"),
 ];
 
+/// Hash lookup of [`NAMES`].
+const TABLE: scan::KeyTable = scan::KeyTable::new(&NAMES);
+
 /// Reads an OwnTracks document. Keys are decoded and checked even when the
 /// field is ignored; ignored values are skipped.
 pub(crate) fn read(bytes: &[u8]) -> Result<Wire<'_>, DecodeError> {
@@ -118,7 +121,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Wire<'_>, DecodeError> {
         }
         r.skip_value()
     };
-    let result = read_struct(&mut r, &ORDER, &NAMES, lookup, skip, |r, f| {
+    let result = read_struct(&mut r, &ORDER, &TABLE, lookup, skip, |r, f| {
         if r.null()? {
             return Ok(());
         }

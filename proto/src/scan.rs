@@ -72,7 +72,7 @@ const POW10_U64: [u64; 20] = {
 };
 
 /// A cursor over one JSON document. Invariant: `pos <= bytes.len()`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -116,7 +116,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips whitespace and returns the next byte without consuming it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn peek(&mut self) -> Option<u8> {
         while let Some(&b) = self.bytes.get(self.pos) {
             match b {
@@ -128,7 +128,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes the byte `peek` returned.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bump(&mut self) {
         self.pos += 1;
     }
@@ -166,7 +166,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The rest of a literal whose first byte was consumed.
-    #[inline]
+    #[inline(always)]
     fn ident(&mut self, rest: &[u8]) -> Res<()> {
         if self.bytes[self.pos..].starts_with(rest) {
             self.pos += rest.len();
@@ -178,7 +178,7 @@ impl<'a> Reader<'a> {
 
     /// Consumes `null` and returns true, or returns false before any other
     /// value (an optional field: `null` means absent).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn null(&mut self) -> Res<bool> {
         if self.peek() == Some(b'n') {
             self.pos += 1;
@@ -191,7 +191,7 @@ impl<'a> Reader<'a> {
 
     /// Inside an object after `{`: true when positioned just after the
     /// opening quote of the next key, false after the closing `}`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn object_next(&mut self, first: &mut bool) -> Res<bool> {
         match self.peek() {
             Some(b'}') => {
@@ -244,7 +244,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The `:` after a key.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn colon(&mut self) -> Res<()> {
         if self.peek() == Some(b':') {
             self.pos += 1;
@@ -254,29 +254,42 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// After a key's opening quote: consumes `name"` and returns true if
-    /// that is what follows.
-    #[inline]
-    fn try_key(&mut self, key: &Key) -> bool {
-        // One masked 16-byte compare: names are short, and a byte loop or a
-        // `memcmp` call costs more (mispredicted at every length).
-        if let Some(chunk) = self.bytes.get(self.pos..self.pos + 16) {
-            let mut word = [0u8; 16];
-            word.copy_from_slice(chunk);
-            if u128::from_le_bytes(word) & key.mask != key.pattern {
-                return false;
-            }
-        } else {
-            let end = self.pos + key.name.len();
-            let Some(rest) = self.bytes.get(self.pos..=end) else {
-                return false;
-            };
-            if rest[key.name.len()] != b'"' || &rest[..key.name.len()] != key.name {
-                return false;
-            }
+    /// After a key's opening quote: the index in `table` of the name that
+    /// follows (consuming `name"`), or `None` without consuming anything.
+    ///
+    /// One 16-byte load, a SWAR search for the first `"`, one hash probe and
+    /// one compare: a hit is exactly a key without escapes equal to a name
+    /// (a name has no quote, backslash or control character, so a key that
+    /// contains one never matches). Anything else, including a key that is
+    /// too close to the end of the input for the load, returns `None` and is
+    /// read by [`Reader::key`].
+    #[inline(always)]
+    fn table_key(&mut self, table: &KeyTable) -> Option<usize> {
+        let chunk = self.bytes.get(self.pos..self.pos + 16)?;
+        let mut word = [0u8; 16];
+        word.copy_from_slice(chunk);
+        let word = u128::from_le_bytes(word);
+        // First `"`: the lowest byte whose XOR with `"` is zero (the
+        // borrow trick can flag bytes above the first zero, never below).
+        let x = word ^ (u128::MAX / 255 * u128::from(b'"'));
+        let zero = x.wrapping_sub(u128::MAX / 255) & !x & (u128::MAX / 255 * 0x80);
+        if zero == 0 {
+            return None;
         }
-        self.pos += key.name.len() + 1;
-        true
+        let len = zero.trailing_zeros() as usize / 8 + 1;
+        let masked = if len == 16 {
+            word
+        } else {
+            word & ((1u128 << (8 * len)) - 1)
+        };
+        let slot = table.slots[table.slot(masked as u64)];
+        let key = table.keys.get(usize::from(slot))?;
+        if key.pattern == masked {
+            self.pos += len;
+            Some(usize::from(slot))
+        } else {
+            None
+        }
     }
 
     /// A key of a struct whose field names are ASCII, after its opening
@@ -304,7 +317,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string value (`"` not yet consumed).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn text(&mut self) -> Res<Cow<'a, str>> {
         if self.peek() == Some(b'"') {
             self.pos += 1;
@@ -316,7 +329,7 @@ impl<'a> Reader<'a> {
 
     /// A string after its opening quote, escapes decoded; borrowed unless it
     /// has escapes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn string(&mut self) -> Res<Cow<'a, str>> {
         let start = self.pos;
         let mut i = start;
@@ -449,7 +462,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `true` or `false`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bool(&mut self) -> Res<bool> {
         match self.peek() {
             Some(b't') => {
@@ -468,7 +481,7 @@ impl<'a> Reader<'a> {
 
     /// Consumes a run of ASCII digits; returns how many and their value
     /// (wrapping: exact only for at most 19 digits).
-    #[inline]
+    #[inline(always)]
     fn digits(&mut self) -> (usize, u64) {
         let start = self.pos;
         let mut v = 0u64;
@@ -503,7 +516,7 @@ impl<'a> Reader<'a> {
 
     /// Digits of an integer part: a single `0` or `[1-9][0-9]*`. Returns the
     /// value, or `None` if it overflows `u64`.
-    #[inline]
+    #[inline(always)]
     fn int_digits(&mut self) -> Res<Option<u64>> {
         let start = self.pos;
         let (n, v) = self.digits();
@@ -527,7 +540,7 @@ impl<'a> Reader<'a> {
 
     /// An integer: sign and magnitude. A fraction or exponent makes the
     /// number a float, which no integer field accepts.
-    #[inline]
+    #[inline(always)]
     fn integer(&mut self) -> Res<(bool, Option<u64>)> {
         let negative = match self.peek() {
             Some(b'-') => {
@@ -545,7 +558,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-negative integer that fits `u64`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u64(&mut self) -> Res<u64> {
         match self.integer()? {
             (false, Some(v)) => Ok(v),
@@ -555,7 +568,7 @@ impl<'a> Reader<'a> {
 
     /// An integer that fits `i64` (`-0` is a float in JSON's data model as
     /// serde_json reads it, so it is rejected like any float).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn i64(&mut self) -> Res<i64> {
         match self.integer()? {
             (false, Some(v)) if v <= i64::MAX as u64 => Ok(v as i64),
@@ -565,19 +578,21 @@ impl<'a> Reader<'a> {
     }
 
     /// An integer that fits `u8`.
+    #[inline(always)]
     pub(crate) fn u8(&mut self) -> Res<u8> {
         let v = self.u64()?;
         u8::try_from(v).or_else(|_| self.fail("integer out of range"))
     }
 
     /// An integer that fits `i8`.
+    #[inline(always)]
     pub(crate) fn i8(&mut self) -> Res<i8> {
         let v = self.i64()?;
         i8::try_from(v).or_else(|_| self.fail("integer out of range"))
     }
 
     /// Any number as the nearest `f64`; one too large for `f64` is an error.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn f64(&mut self) -> Res<f64> {
         let start = match self.peek() {
             Some(b'-' | b'0'..=b'9') => self.pos,
@@ -661,12 +676,22 @@ impl<'a> Reader<'a> {
     }
 
     /// A unit enum variant: `"name"` or `{"name":null}`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn variant<T: Copy>(&mut self, names: &[(&str, T)]) -> Res<T> {
         let lookup = |s: &str| names.iter().find(|(n, _)| *n == s).map(|&(_, v)| v);
         match self.peek() {
             Some(b'"') => {
                 self.pos += 1;
+                // Unescaped names first: a byte compare, no UTF-8 check.
+                for &(name, v) in names {
+                    let end = self.pos + name.len();
+                    if self.bytes.get(self.pos..end) == Some(name.as_bytes())
+                        && self.bytes.get(end) == Some(&b'"')
+                    {
+                        self.pos = end + 1;
+                        return Ok(v);
+                    }
+                }
                 let s = self.string()?;
                 match lookup(&s) {
                     Some(v) => Ok(v),
@@ -814,40 +839,93 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A field name for [`read_struct`]'s fast key match: the name followed by
-/// its closing quote as a little-endian 16-byte pattern and mask.
+/// A field name for [`read_struct`]'s key match: the name followed by its
+/// closing quote as a little-endian 16-byte pattern (zero-padded).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Key {
-    name: &'static [u8],
     pattern: u128,
-    mask: u128,
 }
 
 impl Key {
-    /// A key for `name` (ASCII, at most 15 bytes, no quote or backslash).
+    /// A key for `name` (ASCII, at most 15 bytes, no quote, backslash or
+    /// control character).
     ///
     /// # Panics
     ///
-    /// At compile time (the tables are `const`) if `name` is too long.
+    /// At compile time (the tables are `const`) if `name` is too long or has
+    /// a byte no unescaped key can hold.
     pub(crate) const fn new(name: &'static [u8]) -> Key {
         assert!(name.len() < 16, "field name too long for a key pattern");
         let mut pattern = 0u128;
         let mut i = 0;
         while i < name.len() {
-            pattern |= (name[i] as u128) << (8 * i);
+            let b = name[i];
+            assert!(
+                b >= 0x20 && b < 0x80 && b != b'"' && b != b'\\',
+                "field names are printable ascii without quotes or backslashes"
+            );
+            pattern |= (b as u128) << (8 * i);
             i += 1;
         }
         pattern |= (b'"' as u128) << (8 * i);
-        let mask = if i + 1 == 16 {
-            u128::MAX
-        } else {
-            (1u128 << (8 * (i + 1))) - 1
-        };
-        Key {
-            name,
-            pattern,
-            mask,
+        Key { pattern }
+    }
+}
+
+/// A struct's field names with a collision-free hash of their first eight
+/// bytes (with the closing quote), for [`Reader::table_key`]: one probe per
+/// key, whatever order the keys come in.
+#[derive(Debug)]
+pub(crate) struct KeyTable {
+    keys: &'static [Key],
+    mult: u64,
+    /// Index into `keys` per hash slot; `u8::MAX` for none.
+    slots: [u8; 128],
+}
+
+impl KeyTable {
+    /// The table for `keys` (at most 64 names, distinct in their first eight
+    /// bytes plus quote).
+    ///
+    /// # Panics
+    ///
+    /// At compile time (the tables are `const`) if no multiplier hashes the
+    /// names without collisions.
+    pub(crate) const fn new(keys: &'static [Key]) -> KeyTable {
+        assert!(keys.len() <= 64, "too many field names for a key table");
+        // Odd multipliers from a fixed sequence until one separates every
+        // name (a few dozen tries for 22 names in 128 slots).
+        let mut mult = 0x9E37_79B9_7F4A_7C15u64;
+        let mut tries = 0;
+        while tries < 100_000 {
+            let mut slots = [u8::MAX; 128];
+            let mut ok = true;
+            let mut i = 0;
+            while i < keys.len() {
+                let h = (keys[i].pattern as u64).wrapping_mul(mult) >> 57;
+                if slots[h as usize] != u8::MAX {
+                    ok = false;
+                    break;
+                }
+                slots[h as usize] = i as u8;
+                i += 1;
+            }
+            if ok {
+                return KeyTable { keys, mult, slots };
+            }
+            mult = mult
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407)
+                | 1;
+            tries += 1;
         }
+        panic!("no collision-free hash for these field names");
+    }
+
+    /// The slot of a key's first eight bytes (with quote, zero-padded).
+    #[inline]
+    fn slot(&self, low: u64) -> usize {
+        (low.wrapping_mul(self.mult) >> 57) as usize
     }
 }
 
@@ -889,18 +967,19 @@ impl Nesting {
 
 /// Reads a struct written as an object (`lookup` maps a key to a field;
 /// `None` is an unknown field, handled by `unknown`) or as an array of all
-/// `order.len()` fields in order. `names[i]` is the key of `order[i]`.
-/// `set` reads one field's value. A field named twice is an error (even if
-/// one of them is `null`).
+/// `order.len()` fields in order. `table` holds the key of each `order[i]`
+/// at index `i`. `set` reads one field's value. A field named twice is an
+/// error (even if one of them is `null`).
 ///
-/// Encoders write fields in declaration order, some optional ones left out,
-/// so the next key is first compared with the few names after the previous
-/// field's; only a miss scans the key and looks it up (no change in what is
-/// accepted: a hit is a key without escapes equal to the name).
+/// Keys are matched by one hash probe ([`Reader::table_key`]), so every key
+/// order costs the same; only a miss (an escaped, unknown or malformed key)
+/// scans the key and looks it up (no change in what is accepted: a hit is a
+/// key without escapes equal to the name).
+#[inline(always)]
 pub(crate) fn read_struct<'a, F: Copy + PartialEq + Into<u32>>(
     r: &mut Reader<'a>,
     order: &[F],
-    names: &[Key],
+    table: &KeyTable,
     lookup: impl Fn(&[u8]) -> Option<F>,
     mut unknown: impl FnMut(&mut Reader<'a>, &[u8]) -> Res<()>,
     mut set: impl FnMut(&mut Reader<'a>, F) -> Res<()>,
@@ -910,23 +989,18 @@ pub(crate) fn read_struct<'a, F: Copy + PartialEq + Into<u32>>(
             r.bump();
             let mut first = true;
             let mut seen = 0u64;
-            let mut next = 0;
             while r.object_next(&mut first)? {
-                let predicted = (next..(next + 4).min(order.len())).find(|&k| r.try_key(&names[k]));
-                let field = if let Some(k) = predicted {
-                    next = k + 1;
-                    order[k]
-                } else {
-                    let key = r.key()?;
-                    let Some(field) = lookup(&key) else {
-                        r.colon()?;
-                        unknown(r, &key)?;
-                        continue;
-                    };
-                    if let Some(k) = order.iter().position(|&f| f == field) {
-                        next = k + 1;
+                let field = match r.table_key(table).and_then(|k| order.get(k)) {
+                    Some(&field) => field,
+                    None => {
+                        let key = r.key()?;
+                        let Some(field) = lookup(&key) else {
+                            r.colon()?;
+                            unknown(r, &key)?;
+                            continue;
+                        };
+                        field
                     }
-                    field
                 };
                 let bit = 1u64 << field.into();
                 if seen & bit != 0 {
@@ -1065,6 +1139,58 @@ mod tests {
         assert!(s("\"a\u{1}\"").is_err());
         assert!(s(r#""\x""#).is_err());
         assert!(Reader::new(b"\"\xff\"").text().is_err());
+    }
+
+    const NAMES: [Key; 5] = [
+        Key::new(b"lat"),
+        Key::new(b"lon"),
+        Key::new(b"accuracy_m"),
+        Key::new(b"altitude_m"),
+        Key::new(b"abcdefghijklmno"),
+    ];
+    const TABLE: KeyTable = KeyTable::new(&NAMES);
+
+    /// A hit is exactly an unescaped name and its quote; anything else is a
+    /// miss that consumes nothing (and is read by `key`).
+    #[test]
+    fn table_key_hits_exact_names_only() {
+        let probe = |s: &[u8]| {
+            let mut r = Reader::new(s);
+            let hit = r.table_key(&TABLE);
+            (hit, r.pos)
+        };
+        let pad = b":1,                ";
+        for (i, name) in ["lat", "lon", "accuracy_m", "altitude_m", "abcdefghijklmno"]
+            .iter()
+            .enumerate()
+        {
+            let doc = [name.as_bytes(), b"\"", pad].concat();
+            assert_eq!(probe(&doc), (Some(i), name.len() + 1), "{name}");
+            // Too near the end for the 16-byte load: left to `key` (a
+            // 15-byte name and its quote fill the load exactly).
+            let short = [name.as_bytes(), b"\""].concat();
+            let want = if short.len() == 16 {
+                (Some(i), 16)
+            } else {
+                (None, 0)
+            };
+            assert_eq!(probe(&short), want, "{name}");
+        }
+        for miss in [
+            &b"la\"             "[..],
+            b"lat_\"            ",
+            b"latt\"            ",
+            b"Lat\"             ",
+            b"l\\u0061t\"        ",
+            b"lat\\\"\"          ",
+            b"lat\x01\"           ",
+            b"\"               ",
+            b"abcdefghijklmnop\"",
+            b"abcdefghijklmno ",
+            b"accuracy_n\"      ",
+        ] {
+            assert_eq!(probe(miss), (None, 0), "{}", String::from_utf8_lossy(miss));
+        }
     }
 
     #[test]

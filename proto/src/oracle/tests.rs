@@ -646,6 +646,80 @@ proptest! {
     }
 }
 
+/// Rewrites a JSON value with every object's keys in an order chosen by
+/// `seeds` and whitespace chosen by `ws`: the same message in another
+/// layout (values keep their spelling, so only the layout changes).
+fn relayout(v: &serde_json::Value, seeds: &[u64], objects: &mut usize, ws: &mut Ws) -> String {
+    match v {
+        serde_json::Value::Object(map) => {
+            *objects += 1;
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            let salt = *objects;
+            entries.sort_by_key(|(k, _)| {
+                let h = k
+                    .bytes()
+                    .fold(salt as u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+                seeds[h as usize % seeds.len()] ^ h
+            });
+            let parts: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = serde_json::to_string(k).expect("a key serialises");
+                    let sep = ws.sep(":");
+                    format!("{key}{sep}{}", relayout(v, seeds, objects, ws))
+                })
+                .collect();
+            format!("{}{}{}", ws.sep("{"), parts.join(&ws.sep(",")), ws.sep("}"))
+        }
+        serde_json::Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|v| relayout(v, seeds, objects, ws))
+                .collect();
+            format!("{}{}{}", ws.sep("["), parts.join(&ws.sep(",")), ws.sep("]"))
+        }
+        leaf => serde_json::to_string(leaf).expect("a leaf serialises"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The same messages as the encoder writes them, with keys in random
+    /// orders and random whitespace (so the key-table lookup and not the
+    /// encoder-layout fast path reads them): the decoder must return exactly
+    /// what it returns for the encoder's layout, and agree with the oracle.
+    #[test]
+    fn any_key_order_decodes_like_the_encoder_layout(
+        fixes in prop::collection::vec(any_fix(), 1..4),
+        batch in any::<bool>(),
+        with_device in any::<bool>(),
+        seeds in prop::collection::vec(any::<u64>(), 1..16),
+        ws in ws_seed(),
+        spaced in any::<bool>(),
+    ) {
+        let msg = if batch {
+            Uplink::Batch(Batch { fixes })
+        } else {
+            Uplink::Fix(fixes[0])
+        };
+        let encoded = json::encode_uplink(&msg);
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&encoded).expect("encoder output is json");
+        if with_device && let Some(map) = value.as_object_mut() {
+            map.insert("device_id".to_owned(), device().as_str().into());
+        }
+        // Whitespace everywhere, or compact (only the key order changes).
+        let mut w = Ws(if spaced { ws } else { vec![255] }, 0);
+        let doc = relayout(&value, &seeds, &mut 0, &mut w);
+        let opts = DecodeOptions::default();
+        let want = outcome(json::decode(&encoded, &device(), &opts, NOW, &keys()));
+        let got = outcome(json::decode(doc.as_bytes(), &device(), &opts, NOW, &keys()));
+        prop_assert_eq!(&got, &want, "{}", doc);
+        same_json(doc.as_bytes())?;
+    }
+}
+
 /// Inputs the generators may miss, each checked against the oracle.
 #[test]
 fn edge_cases_agree_with_serde() {
@@ -679,6 +753,17 @@ fn edge_cases_agree_with_serde() {
         format!(r#"{{"type":"fix","device_id":"\ud83d",{fix}}}"#),
         format!(r#"{{"type":"fix","device_id":"{}",{fix}}}"#, "\u{e9}"),
         format!(r#"{{"type":"fix",{fix},"colour":"red"}}"#),
+        format!(r#"{{"type":"fix",{fix},"source_position":1}}"#),
+        format!(r#"{{"type":"fix",{fix},"accuracy_m_extra":1}}"#),
+        format!(r#"{{"type":"fix",{fix},"heading_deg\"":1}}"#),
+        format!(r#"{{"type":"fix",{fix},"lat\u0000":1}}"#),
+        format!(r#"{{"type":"fix",{fix},"la\t":1}}"#),
+        format!(r#"{{{fix},"type":"fix"}}"#),
+        format!(r#"{{{fix},"type":"fix"}}"#).replace(r#""type":"fix"}"#, r#""type":"fix"#),
+        format!(r#"{{{fix},"type""#),
+        format!(r#"{{{fix},"typ"#),
+        format!(r#"{{{fix},"type":"#),
+        format!(r#"{{"seq":1,"type":"fix","time_ms":{t},"source":"gnss","lon":121.4,"lat":31.2,"accuracy_m":5,"heading_deg":1,"satellites":5}}"#),
         format!(r#"{{"type":"fix",{fix},"mac":null}}"#),
         format!(r#"{{"type":"fix",{fix},"mac":"AAAA"}}"#),
         format!(r#"{{"type":null,{fix}}}"#),
