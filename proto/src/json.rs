@@ -114,6 +114,12 @@ impl From<F> for u32 {
 }
 
 impl F {
+    /// The length of the field's JSON key (a constant where `self` is).
+    #[inline(always)]
+    const fn key_len(self) -> usize {
+        UPLINK_KEYS[self as usize].len()
+    }
+
     /// The name in `unexpected_field` errors (the wire struct's field name:
     /// `kind` for `type`).
     fn name(self) -> &'static str {
@@ -170,48 +176,56 @@ const UPLINK_ORDER: [F; 22] = [
     F::Mac,
 ];
 
-/// The keys of [`UPLINK_ORDER`].
-const UPLINK_NAMES: [Key; 22] = [
-    Key::new(b"type"),
-    Key::new(b"device_id"),
-    Key::new(b"seq"),
-    Key::new(b"time_ms"),
-    Key::new(b"lat"),
-    Key::new(b"lon"),
-    Key::new(b"accuracy_m"),
-    Key::new(b"altitude_m"),
-    Key::new(b"speed_mps"),
-    Key::new(b"heading_deg"),
-    Key::new(b"satellites"),
-    Key::new(b"source"),
-    Key::new(b"battery_pct"),
-    Key::new(b"charging"),
-    Key::new(b"strap"),
-    Key::new(b"case_tamper"),
-    Key::new(b"signal_dbm"),
-    Key::new(b"gnss"),
-    Key::new(b"event"),
-    Key::new(b"fixes"),
-    Key::new(b"sealed"),
-    Key::new(b"mac"),
+/// The JSON keys of [`UPLINK_ORDER`].
+const UPLINK_KEYS: [&[u8]; 22] = [
+    b"type",
+    b"device_id",
+    b"seq",
+    b"time_ms",
+    b"lat",
+    b"lon",
+    b"accuracy_m",
+    b"altitude_m",
+    b"speed_mps",
+    b"heading_deg",
+    b"satellites",
+    b"source",
+    b"battery_pct",
+    b"charging",
+    b"strap",
+    b"case_tamper",
+    b"signal_dbm",
+    b"gnss",
+    b"event",
+    b"fixes",
+    b"sealed",
+    b"mac",
 ];
+
+/// The keys of [`UPLINK_ORDER`] as table entries.
+const UPLINK_NAMES: [Key; 22] = {
+    let mut keys = [Key::new(b""); 22];
+    let mut i = 0;
+    while i < 22 {
+        keys[i] = Key::new(UPLINK_KEYS[i]);
+        i += 1;
+    }
+    keys
+};
 
 /// Hash lookup of [`UPLINK_NAMES`].
 const UPLINK_TABLE: KeyTable = KeyTable::new(&UPLINK_NAMES);
 
-/// The keys of [`FIX_ORDER`].
-const FIX_NAMES: [Key; 10] = [
-    Key::new(b"seq"),
-    Key::new(b"time_ms"),
-    Key::new(b"lat"),
-    Key::new(b"lon"),
-    Key::new(b"accuracy_m"),
-    Key::new(b"altitude_m"),
-    Key::new(b"speed_mps"),
-    Key::new(b"heading_deg"),
-    Key::new(b"satellites"),
-    Key::new(b"source"),
-];
+/// The keys of [`FIX_ORDER`] (a slice of [`UPLINK_NAMES`]).
+const FIX_NAMES: [Key; 10] = {
+    let mut keys = [Key::new(b""); 10];
+    let mut i = 0;
+    while i < 10 {
+        keys[i] = UPLINK_NAMES[i + 2];
+        i += 1;
+    }
+    keys
+};
 
 /// Hash lookup of [`FIX_NAMES`].
 const FIX_TABLE: KeyTable = KeyTable::new(&FIX_NAMES);
@@ -322,23 +336,33 @@ struct FixFields {
 }
 
 impl FixFields {
-    /// Reads the (non-null) value of fix field `f`.
+    /// Reads fix field `f` (see [`Reader::value`] for `pending`); true if
+    /// it was given and not `null`.
     #[inline(always)]
-    fn set(&mut self, r: &mut Reader<'_>, f: F) -> Res<()> {
-        match f {
-            F::Seq => self.seq = Some(r.u64()?),
-            F::TimeMs => self.time_ms = Some(r.i64()?),
-            F::Lat => self.lat = Some(r.f64()?),
-            F::Lon => self.lon = Some(r.f64()?),
-            F::AccuracyM => self.accuracy_m = Some(f32_field(r)?),
-            F::AltitudeM => self.altitude_m = Some(f32_field(r)?),
-            F::SpeedMps => self.speed_mps = Some(f32_field(r)?),
-            F::HeadingDeg => self.heading_deg = Some(f32_field(r)?),
-            F::Satellites => self.satellites = Some(r.u8()?),
-            F::Source => self.source = Some(r.variant(&SOURCES)?),
-            _ => unreachable!("{f:?} is not a fix field"),
+    fn set(&mut self, r: &mut Reader<'_>, f: F, pending: bool) -> Res<bool> {
+        macro_rules! read {
+            ($field:ident, $f:expr, $read:expr) => {
+                if r.value(pending, $f.key_len())? {
+                    self.$field = Some($read);
+                    true
+                } else {
+                    false
+                }
+            };
         }
-        Ok(())
+        Ok(match f {
+            F::Seq => read!(seq, F::Seq, r.u64()?),
+            F::TimeMs => read!(time_ms, F::TimeMs, r.i64()?),
+            F::Lat => read!(lat, F::Lat, r.f64()?),
+            F::Lon => read!(lon, F::Lon, r.f64()?),
+            F::AccuracyM => read!(accuracy_m, F::AccuracyM, f32_field(r)?),
+            F::AltitudeM => read!(altitude_m, F::AltitudeM, f32_field(r)?),
+            F::SpeedMps => read!(speed_mps, F::SpeedMps, f32_field(r)?),
+            F::HeadingDeg => read!(heading_deg, F::HeadingDeg, f32_field(r)?),
+            F::Satellites => read!(satellites, F::Satellites, r.u8()?),
+            F::Source => read!(source, F::Source, r.variant(&SOURCES)?),
+            _ => unreachable!("{f:?} is not a fix field"),
+        })
     }
 
     fn into_fix(self) -> Result<Fix, DecodeError> {
@@ -483,25 +507,33 @@ fn read_uplink<'a>(
         uplink_field,
         deny_unknown,
         #[inline(always)]
-        |r, f| {
-            if r.null()? {
-                return Ok(());
+        |r, f, pending| {
+            macro_rules! read {
+                ($field:ident, $f:expr, $read:expr) => {
+                    if r.value(pending, $f.key_len())? {
+                        w.$field = Some($read);
+                        w.present |= bit($f);
+                    }
+                };
             }
-            w.present |= 1 << f as u32;
             match f {
-                F::Type => w.kind = Some(r.text()?),
-                F::DeviceId => w.device_id = Some(r.text()?),
-                F::BatteryPct => w.battery_pct = Some(r.u8()?),
-                F::Charging => w.charging = Some(r.bool()?),
-                F::Strap => w.strap = Some(r.variant(&STRAPS)?),
-                F::CaseTamper => w.case_tamper = Some(r.bool()?),
-                F::SignalDbm => w.signal_dbm = Some(r.i8()?),
-                F::Gnss => w.gnss = Some(r.variant(&GNSS)?),
-                F::Event => w.event = Some(r.variant(&EVENTS)?),
-                F::Fixes => w.fixes = Some(read_fixes(r, opts, now)?),
-                F::Sealed => w.sealed = Some(r.text()?),
-                F::Mac => w.mac = Some(r.text()?),
-                _ => w.fix.set(r, f)?,
+                F::Type => read!(kind, F::Type, r.text()?),
+                F::DeviceId => read!(device_id, F::DeviceId, r.text()?),
+                F::BatteryPct => read!(battery_pct, F::BatteryPct, r.u8()?),
+                F::Charging => read!(charging, F::Charging, r.bool()?),
+                F::Strap => read!(strap, F::Strap, r.variant(&STRAPS)?),
+                F::CaseTamper => read!(case_tamper, F::CaseTamper, r.bool()?),
+                F::SignalDbm => read!(signal_dbm, F::SignalDbm, r.i8()?),
+                F::Gnss => read!(gnss, F::Gnss, r.variant(&GNSS)?),
+                F::Event => read!(event, F::Event, r.variant(&EVENTS)?),
+                F::Fixes => read!(fixes, F::Fixes, read_fixes(r, opts, now)?),
+                F::Sealed => read!(sealed, F::Sealed, r.text()?),
+                F::Mac => read!(mac, F::Mac, r.text()?),
+                _ => {
+                    if w.fix.set(r, f, pending)? {
+                        w.present |= bit(f);
+                    }
+                }
             }
             Ok(())
         },
@@ -549,12 +581,7 @@ fn read_fixes_local(r: &mut Reader<'_>, opts: &DecodeOptions, now: Timestamp) ->
                 fix_field,
                 deny_unknown,
                 #[inline(always)]
-                |r, f| {
-                    if !r.null()? {
-                        ff.set(r, f)?;
-                    }
-                    Ok(())
-                },
+                |r, f, pending| ff.set(r, f, pending).map(|_| ()),
             )?;
         }
         match ff

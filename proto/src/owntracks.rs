@@ -78,18 +78,21 @@ const ORDER: [F; 9] = [
     F::Cog,
 ];
 
-/// The keys of [`ORDER`].
-const NAMES: [scan::Key; 9] = [
-    scan::Key::new(b"_type"),
-    scan::Key::new(b"data"),
-    scan::Key::new(b"lat"),
-    scan::Key::new(b"lon"),
-    scan::Key::new(b"tst"),
-    scan::Key::new(b"acc"),
-    scan::Key::new(b"alt"),
-    scan::Key::new(b"vel"),
-    scan::Key::new(b"cog"),
+/// The JSON keys of [`ORDER`] (indexed by `F as usize` too).
+const KEYS: [&[u8]; 9] = [
+    b"_type", b"data", b"lat", b"lon", b"tst", b"acc", b"alt", b"vel", b"cog",
 ];
+
+/// The keys of [`ORDER`] as table entries.
+const NAMES: [scan::Key; 9] = {
+    let mut keys = [scan::Key::new(b""); 9];
+    let mut i = 0;
+    while i < 9 {
+        keys[i] = scan::Key::new(KEYS[i]);
+        i += 1;
+    }
+    keys
+};
 
 /// Hash lookup of [`NAMES`].
 const TABLE: scan::KeyTable = scan::KeyTable::new(&NAMES);
@@ -121,8 +124,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Wire<'_>, DecodeError> {
         }
         r.skip_value()
     };
-    let result = read_struct(&mut r, &ORDER, &TABLE, lookup, skip, |r, f| {
-        if r.null()? {
+    let result = read_struct(&mut r, &ORDER, &TABLE, lookup, skip, |r, f, pending| {
+        if !r.value(pending, KEYS[f as usize].len())? {
             return Ok(());
         }
         match f {

@@ -255,7 +255,8 @@ impl<'a> Reader<'a> {
     }
 
     /// After a key's opening quote: the index in `table` of the name that
-    /// follows (consuming `name"`), or `None` without consuming anything.
+    /// follows, or `None`. Consumes nothing: the caller skips `name"` with
+    /// [`Reader::value`].
     ///
     /// One 16-byte load, a SWAR search for the first `"`, one hash probe and
     /// one compare: a hit is exactly a key without escapes equal to a name
@@ -285,11 +286,28 @@ impl<'a> Reader<'a> {
         let slot = table.slots[table.slot(masked as u64)];
         let key = table.keys.get(usize::from(slot))?;
         if key.pattern == masked {
-            self.pos += len;
             Some(usize::from(slot))
         } else {
             None
         }
+    }
+
+    /// The start of a field's value: after a key [`Reader::table_key`] found
+    /// (`pending`: the name of `len` bytes, its quote and the colon are still
+    /// to be consumed) or after a key and colon already read. False for
+    /// `null` (an absent optional field), which it consumes.
+    ///
+    /// Callers pass `len` as a constant in code reached by dispatching on the
+    /// field, so the position after the key does not wait for the lookup
+    /// (the dispatch branch is predicted; a computed length would put the
+    /// key's bytes on every later load's critical path).
+    #[inline(always)]
+    pub(crate) fn value(&mut self, pending: bool, len: usize) -> Res<bool> {
+        if pending {
+            self.pos += len + 1;
+            self.colon()?;
+        }
+        Ok(!self.null()?)
     }
 
     /// A key of a struct whose field names are ASCII, after its opening
@@ -968,8 +986,9 @@ impl Nesting {
 /// Reads a struct written as an object (`lookup` maps a key to a field;
 /// `None` is an unknown field, handled by `unknown`) or as an array of all
 /// `order.len()` fields in order. `table` holds the key of each `order[i]`
-/// at index `i`. `set` reads one field's value. A field named twice is an
-/// error (even if one of them is `null`).
+/// at index `i`. `set(r, field, pending)` reads one field's value, starting
+/// with [`Reader::value`]. A field named twice is an error (even if one of
+/// them is `null`).
 ///
 /// Keys are matched by one hash probe ([`Reader::table_key`]), so every key
 /// order costs the same; only a miss (an escaped, unknown or malformed key)
@@ -982,7 +1001,7 @@ pub(crate) fn read_struct<'a, F: Copy + PartialEq + Into<u32>>(
     table: &KeyTable,
     lookup: impl Fn(&[u8]) -> Option<F>,
     mut unknown: impl FnMut(&mut Reader<'a>, &[u8]) -> Res<()>,
-    mut set: impl FnMut(&mut Reader<'a>, F) -> Res<()>,
+    mut set: impl FnMut(&mut Reader<'a>, F, bool) -> Res<()>,
 ) -> Res<()> {
     match r.peek() {
         Some(b'{') => {
@@ -990,16 +1009,16 @@ pub(crate) fn read_struct<'a, F: Copy + PartialEq + Into<u32>>(
             let mut first = true;
             let mut seen = 0u64;
             while r.object_next(&mut first)? {
-                let field = match r.table_key(table).and_then(|k| order.get(k)) {
-                    Some(&field) => field,
+                let (field, pending) = match r.table_key(table).and_then(|k| order.get(k)) {
+                    Some(&field) => (field, true),
                     None => {
                         let key = r.key()?;
+                        r.colon()?;
                         let Some(field) = lookup(&key) else {
-                            r.colon()?;
                             unknown(r, &key)?;
                             continue;
                         };
-                        field
+                        (field, false)
                     }
                 };
                 let bit = 1u64 << field.into();
@@ -1007,8 +1026,7 @@ pub(crate) fn read_struct<'a, F: Copy + PartialEq + Into<u32>>(
                     return Err(r.error("duplicate field"));
                 }
                 seen |= bit;
-                r.colon()?;
-                set(r, field)?;
+                set(r, field, pending)?;
             }
             Ok(())
         }
@@ -1019,7 +1037,7 @@ pub(crate) fn read_struct<'a, F: Copy + PartialEq + Into<u32>>(
                 if !r.array_next(&mut first)? {
                     return Err(r.error("too few elements"));
                 }
-                set(r, field)?;
+                set(r, field, false)?;
             }
             if r.peek() == Some(b']') {
                 r.bump();
@@ -1150,30 +1168,36 @@ mod tests {
     ];
     const TABLE: KeyTable = KeyTable::new(&NAMES);
 
-    /// A hit is exactly an unescaped name and its quote; anything else is a
-    /// miss that consumes nothing (and is read by `key`).
+    /// A hit is exactly an unescaped name and its quote; a hit or a miss
+    /// consumes nothing (a miss is read by `key`, a hit by `value`).
     #[test]
     fn table_key_hits_exact_names_only() {
         let probe = |s: &[u8]| {
             let mut r = Reader::new(s);
             let hit = r.table_key(&TABLE);
-            (hit, r.pos)
+            assert_eq!(r.pos, 0);
+            hit
         };
-        let pad = b":1,                ";
+        let pad = b" : 1 ,              ";
         for (i, name) in ["lat", "lon", "accuracy_m", "altitude_m", "abcdefghijklmno"]
             .iter()
             .enumerate()
         {
             let doc = [name.as_bytes(), b"\"", pad].concat();
-            assert_eq!(probe(&doc), (Some(i), name.len() + 1), "{name}");
+            assert_eq!(probe(&doc), Some(i), "{name}");
+            let mut r = Reader::new(&doc);
+            assert_eq!(r.value(true, name.len()), Ok(true));
+            assert_eq!(r.u64(), Ok(1));
+            let null = [name.as_bytes(), b"\":null"].concat();
+            let mut r = Reader::new(&null);
+            assert_eq!(
+                r.value(true, name.len()).and_then(|v| r.end().map(|()| v)),
+                Ok(false)
+            );
             // Too near the end for the 16-byte load: left to `key` (a
             // 15-byte name and its quote fill the load exactly).
             let short = [name.as_bytes(), b"\""].concat();
-            let want = if short.len() == 16 {
-                (Some(i), 16)
-            } else {
-                (None, 0)
-            };
+            let want = (short.len() == 16).then_some(i);
             assert_eq!(probe(&short), want, "{name}");
         }
         for miss in [
@@ -1189,7 +1213,7 @@ mod tests {
             b"abcdefghijklmno ",
             b"accuracy_n\"      ",
         ] {
-            assert_eq!(probe(miss), (None, 0), "{}", String::from_utf8_lossy(miss));
+            assert_eq!(probe(miss), None, "{}", String::from_utf8_lossy(miss));
         }
     }
 
