@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::fix::Fix;
 use crate::rules::{LeaveGrant, MAX_EXCLUSIONS, RulesError, SubjectRules};
-use crate::thresholds::{RuleKind, Thresholds};
+use crate::thresholds::{RuleKind, SupervisionLevel, Thresholds};
 use crate::zone::ZoneId;
 use crate::zone_set::{Memo, Relation, Resolved, ZoneRef, ZoneSet};
 
@@ -107,16 +107,25 @@ impl Slot {
 }
 
 /// Rules resolved against a zone set, ready to judge fixes.
+///
+/// What judging an ordinary fix reads comes first (`repr(C)` keeps the
+/// order): the supervision level and whether there are curfews or leaves
+/// at all are copied out of `rules`, so a subject without them never
+/// reads the rules themselves.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct Compiled {
-    pub(crate) rules: SubjectRules,
+    pub(crate) level: SupervisionLevel,
+    has_curfews: bool,
+    has_leaves: bool,
     /// Inline for the usual one permitted zone and two exclusion zones:
     /// judging a fix then follows no pointer out of the tracker.
     permitted: SmallVec<[Slot; 1]>,
     exclusions: SmallVec<[Slot; 2]>,
-    home: Option<Slot>,
     /// Extra zones of leave permits, by leave index.
     extra: Vec<(usize, Slot)>,
+    home: Option<Slot>,
+    pub(crate) rules: SubjectRules,
 }
 
 impl Compiled {
@@ -149,11 +158,14 @@ impl Compiled {
             }
         }
         Ok(Self {
-            rules,
+            level: rules.level,
+            has_curfews: !rules.curfews.is_empty(),
+            has_leaves: !rules.leaves.is_empty(),
             permitted,
             exclusions,
-            home,
             extra,
+            home,
+            rules,
         })
     }
 
@@ -177,10 +189,12 @@ impl Compiled {
     }
 
     fn suspended(&self, kind: RuleKind, t: DateTime<Utc>) -> bool {
-        self.rules
-            .leaves
-            .iter()
-            .any(|l| l.grant == LeaveGrant::Suspend(kind) && l.is_active_at(t))
+        self.has_leaves
+            && self
+                .rules
+                .leaves
+                .iter()
+                .any(|l| l.grant == LeaveGrant::Suspend(kind) && l.is_active_at(t))
     }
 
     /// Accuracy radius believed for the fix.
@@ -199,25 +213,35 @@ impl Compiled {
         t: DateTime<Utc>,
         memo: &mut Memo,
     ) -> Verdicts {
-        let r = Self::radius_m(fix, th);
-        let (lon, lat) = (fix.lon, fix.lat);
+        self.judge_at(zones, fix.lon, fix.lat, Self::radius_m(fix, th), t, memo)
+    }
+
+    /// [`Compiled::judge`] of a position with its believed radius `r`
+    /// (what a checkpoint keeps of a fix to judge it again at a deadline).
+    pub(crate) fn judge_at(
+        &self,
+        zones: &ZoneSet,
+        lon: f64,
+        lat: f64,
+        r: f64,
+        t: DateTime<Utc>,
+        memo: &mut Memo,
+    ) -> Verdicts {
         let mut v = Verdicts::default();
         v.set(PERMITTED, self.judge_permitted(zones, lon, lat, r, t, memo));
-        let curfew = if self.rules.curfews.is_empty()
-            || self.suspended(RuleKind::Curfew, t)
-            || !self.in_curfew(t)
-        {
-            Verdict::Inactive
-        } else {
-            match self.home.as_ref().and_then(|h| h.at(t)) {
-                None => Verdict::Inactive,
-                Some(z) => match zones.relate_memo(&z.geom, lon, lat, r, memo) {
-                    Relation::Inside => Verdict::Ok,
-                    Relation::Outside => Verdict::Violating,
-                    Relation::Boundary => Verdict::Uncertain,
-                },
-            }
-        };
+        let curfew =
+            if !self.has_curfews || self.suspended(RuleKind::Curfew, t) || !self.in_curfew(t) {
+                Verdict::Inactive
+            } else {
+                match self.home.as_ref().and_then(|h| h.at(t)) {
+                    None => Verdict::Inactive,
+                    Some(z) => match zones.relate_memo(&z.geom, lon, lat, r, memo) {
+                        Relation::Inside => Verdict::Ok,
+                        Relation::Outside => Verdict::Violating,
+                        Relation::Boundary => Verdict::Uncertain,
+                    },
+                }
+            };
         v.set(CURFEW, curfew);
         let excl_suspended = !self.exclusions.is_empty() && self.suspended(RuleKind::Exclusion, t);
         for (i, slot) in self.exclusions.iter().enumerate() {

@@ -53,6 +53,10 @@ mod report;
 mod rules;
 mod thresholds;
 mod tracker;
+#[cfg(test)]
+mod tracker_model_tests;
+#[cfg(test)]
+mod tracker_ref;
 mod transition;
 mod zone;
 mod zone_set;

@@ -17,6 +17,17 @@
 //! dropped. Fixes with the same time and device sequence number as one
 //! already in the window are duplicates and change nothing.
 //!
+//! # Batched checkpoint
+//! Fixes leaving the window are first pruned only logically: the
+//! checkpoint's time moves past them at once (so "too late" is decided as
+//! if the checkpoint had moved), but stepping the checkpoint's state past
+//! them waits until [`PRUNE_BATCH`] have piled up, or until something needs
+//! that state (a late fix, a zone set change). Pruned fixes are never
+//! evidence. So the per-fix work of an in-order fix touches neither the
+//! checkpoint nor the window's front, and the checkpoint reads the pruned
+//! fixes in one sequential sweep. `tracker_model_tests` checks the result
+//! equals pruning on every fix, the way the tracker did before.
+//!
 //! # Deadlines
 //! Curfew starts and leave ends are deadlines. When processing passes a
 //! deadline (a fix after it, or [`Tracker::tick`] with `now` after it), the
@@ -41,6 +52,11 @@ use crate::zone_set::{Memo, ZoneSet};
 
 /// Most fixes listed as evidence in one transition (the latest are kept).
 const MAX_EVIDENCE: usize = 16;
+/// Fixes pruned from the window (logically) before the checkpoint steps
+/// past them in one sweep. The window then holds up to this many more
+/// entries than `window_max_fixes`, which its buffer's power-of-two
+/// capacity mostly has room for anyway.
+const PRUNE_BATCH: usize = 32;
 /// Consecutive mutually consistent "implausible" fixes after which the
 /// subject is taken to really be there (re-anchoring after a genuine fast
 /// trip or a long gap).
@@ -54,7 +70,10 @@ fn dt(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// One judged fix. 64 bytes, aligned so each entry is one cache line
+/// (an in-order fix writes one line, not parts of two).
 #[derive(Debug, Clone)]
+#[repr(align(64))]
 struct Entry {
     fix: Fix,
     t: i64,
@@ -105,19 +124,34 @@ impl Pos {
     }
 }
 
+/// What the possible-crossing check needs of the previous fix.
+#[derive(Debug, Clone, Copy)]
+struct Prev {
+    t: i64,
+    lon: f64,
+    lat: f64,
+    verdicts: Verdicts,
+    confident: bool,
+}
+
 /// Everything the hysteresis needs to continue from one point in time.
+/// Fields an in-order fix reads come first (`repr(C)` keeps the order), so
+/// they share as few cache lines as possible.
 #[derive(Debug, Clone)]
+#[repr(C)]
 struct Cursor {
     t: i64,
+    next_deadline: Option<(i64, u32)>,
+    anchor: Option<Pos>,
+    prev: Option<Prev>,
+    /// The last confident fix's position and believed radius, judged again
+    /// at a deadline.
+    last_confident: Option<Pos>,
     /// Inline for up to four rules (permitted, curfew, two exclusions), so
     /// the hysteresis state sits in the tracker instead of behind a pointer.
     rules: SmallVec<[RuleState; 4]>,
-    anchor: Option<Pos>,
     chain: u8,
     chain_last: Option<Pos>,
-    last_confident: Option<Fix>,
-    prev: Option<(Fix, Verdicts, bool)>,
-    next_deadline: Option<(i64, u32)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -162,10 +196,7 @@ impl Ctx<'_> {
     }
 
     fn apply(&self, cur: &mut Cursor, rule: usize, o: Obs, out: &mut Vec<Ev>) {
-        let th = self
-            .th
-            .level(self.c.rules.level)
-            .rule(Compiled::rule_kind(rule));
+        let th = self.th.level(self.c.level).rule(Compiled::rule_kind(rule));
         let first = out.len();
         cur.rules[rule].apply(o, th, |step, t| {
             out.push(Ev {
@@ -186,12 +217,12 @@ impl Ctx<'_> {
             if d > until {
                 break;
             }
-            if let Some(fix) = cur.last_confident
-                && d - ms(fix.time) <= self.th.deadline_max_fix_age_seconds * 1000
+            if let Some(p) = cur.last_confident
+                && d - p.t <= self.th.deadline_max_fix_age_seconds * 1000
             {
                 let v = self
                     .c
-                    .judge(self.zones, self.th, &fix, dt(d), &mut Memo::default());
+                    .judge_at(self.zones, p.lon, p.lat, p.r, dt(d), &mut Memo::default());
                 for rule in 0..self.c.rule_count() {
                     if mask & (1 << rule) != 0 && v.get(rule) == Verdict::Violating {
                         let o = Obs {
@@ -244,14 +275,14 @@ impl Ctx<'_> {
             };
             self.apply(cur, rule, o, out);
         }
-        if let Some((pf, pv, pconf)) = cur.prev
+        if let Some(p) = cur.prev
             && crossings
             && confident
-            && pconf
-            && e.t - ms(pf.time) >= self.th.possible_crossing_min_gap_seconds * 1000
+            && p.confident
+            && e.t - p.t >= self.th.possible_crossing_min_gap_seconds * 1000
         {
             for rule in FIRST_EXCLUSION..self.c.rule_count() {
-                if pv.get(rule) != Verdict::Ok || e.verdicts.get(rule) != Verdict::Ok {
+                if p.verdicts.get(rule) != Verdict::Ok || e.verdicts.get(rule) != Verdict::Ok {
                     continue;
                 }
                 let Some(z) = self.c.exclusion_at(rule, e.fix.time) else {
@@ -259,29 +290,35 @@ impl Ctx<'_> {
                 };
                 if self
                     .zones
-                    .segment_meets_resolved(z, (pf.lon, pf.lat), (e.fix.lon, e.fix.lat))
+                    .segment_meets_resolved(z, (p.lon, p.lat), (e.fix.lon, e.fix.lat))
                 {
                     out.push(Ev {
                         rule,
-                        kind: EvKind::Crossing { from: ms(pf.time) },
+                        kind: EvKind::Crossing { from: p.t },
                         t: e.t,
-                        start: ms(pf.time),
+                        start: p.t,
                     });
                 }
             }
         }
-        cur.prev = Some((e.fix, e.verdicts, confident));
+        cur.prev = Some(Prev {
+            t: e.t,
+            lon: e.fix.lon,
+            lat: e.fix.lat,
+            verdicts: e.verdicts,
+            confident,
+        });
         if confident {
-            cur.last_confident = Some(e.fix);
+            cur.last_confident = Some(pos);
         }
         cur.t = cur.t.max(e.t);
     }
 }
 
-/// The front time and back key of a window.
-fn window_ends(window: &VecDeque<Entry>) -> Option<(i64, (i64, u64))> {
+/// The front time and back key of a window's live part (from `lag` on).
+fn window_ends(window: &VecDeque<Entry>, lag: usize) -> Option<(i64, (i64, u64))> {
     Some((
-        window.front()?.t,
+        window.get(lag)?.t,
         window.back().map(|e| (e.t, e.fix.device_seq))?,
     ))
 }
@@ -319,26 +356,37 @@ pub struct TrackerStats {
 }
 
 /// One subject's judge and breach tracker.
+///
+/// Laid out hot fields first (`repr(C)` keeps the order): what an in-order
+/// fix reads and writes sits in the first few cache lines; the checkpoint
+/// (boxed), episodes and names come last.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Tracker {
-    subject: SubjectId,
-    compiled: Compiled,
-    zones: Arc<ZoneSet>,
-    thresholds: Arc<Thresholds>,
-    window: VecDeque<Entry>,
-    /// The window's front time and back key `(t, device_seq)`, kept here
-    /// so an in-order fix reads neither end of the (cold) window.
+    /// The live window's front time and back key `(t, device_seq)`, kept
+    /// here so an in-order fix reads neither end of the (cold) window.
     ends: Option<(i64, (i64, u64))>,
-    base: Option<Cursor>,
-    tip: Option<Cursor>,
+    /// The checkpoint's time as if it had stepped past every pruned fix:
+    /// fixes before it are too late.
+    floor: i64,
     max_now: i64,
-    episodes: Vec<Episode>,
-    crossings: Vec<(usize, i64, i64)>,
-    next_episode: u64,
+    /// Entries at the window's front pruned only logically: the checkpoint
+    /// has not stepped past them yet (see the module doc).
+    lag: usize,
+    thresholds: Arc<Thresholds>,
+    zones: Arc<ZoneSet>,
     stats: TrackerStats,
+    tip: Option<Cursor>,
+    window: VecDeque<Entry>,
     /// Free discs of the zones last judged (see [`Memo`]); cleared when
     /// the zone set changes.
     memo: Memo,
+    compiled: Compiled,
+    base: Option<Box<Cursor>>,
+    episodes: Vec<Episode>,
+    crossings: Vec<(usize, i64, i64)>,
+    next_episode: u64,
+    subject: SubjectId,
 }
 
 impl Tracker {
@@ -351,20 +399,22 @@ impl Tracker {
     ) -> Result<Self, RulesError> {
         let compiled = Compiled::new(rules, &zones)?;
         Ok(Self {
-            subject,
-            compiled,
-            zones,
-            thresholds,
-            window: VecDeque::new(),
             ends: None,
-            base: None,
-            tip: None,
+            floor: i64::MIN,
             max_now: i64::MIN,
+            lag: 0,
+            thresholds,
+            zones,
+            stats: TrackerStats::default(),
+            tip: None,
+            window: VecDeque::new(),
+            memo: Memo::default(),
+            compiled,
+            base: None,
             episodes: Vec::new(),
             crossings: Vec::new(),
             next_episode: 1,
-            stats: TrackerStats::default(),
-            memo: Memo::default(),
+            subject,
         })
     }
 
@@ -373,6 +423,9 @@ impl Tracker {
     /// verdicts; new fixes and replays of late data use the new set.
     /// On error (a zone the rules name is gone) nothing changes.
     pub fn rebind(&mut self, zones: Arc<ZoneSet>) -> Result<(), RulesError> {
+        // Pruned fixes are stepped past under the zones they were pruned
+        // under (a deadline among them is judged with those).
+        self.advance_checkpoint();
         self.compiled = Compiled::new(self.compiled.rules.clone(), &zones)?;
         self.zones = zones;
         self.memo.clear();
@@ -409,9 +462,13 @@ impl Tracker {
     }
 
     fn horizon(&self) -> i64 {
-        self.window
-            .back()
-            .map_or(self.max_now, |e| e.t.max(self.max_now))
+        self.ends
+            .map_or(self.max_now, |(_, (last, _))| last.max(self.max_now))
+    }
+
+    /// The live window: entries not pruned.
+    fn live(&self) -> std::collections::vec_deque::Iter<'_, Entry> {
+        self.window.range(self.lag..)
     }
 
     /// Judges one fix; `now` is processing time (for lateness and deadlines).
@@ -419,28 +476,38 @@ impl Tracker {
         fix.validate()?;
         self.max_now = self.max_now.max(ms(now));
         let t = ms(fix.time);
-        let ctx = Ctx {
-            c: &self.compiled,
-            zones: &self.zones,
-            th: &self.thresholds,
-        };
-        let base = self
-            .base
-            .get_or_insert_with(|| ctx.cursor(t - self.thresholds.window_seconds * 1000));
-        if t < base.t {
+        if self.base.is_none() {
+            let ctx = Ctx {
+                c: &self.compiled,
+                zones: &self.zones,
+                th: &self.thresholds,
+            };
+            let base = ctx.cursor(t - self.thresholds.window_seconds * 1000);
+            self.floor = base.t;
+            self.base = Some(Box::new(base));
+        }
+        if t < self.floor {
             self.stats.too_late += 1;
             return Ok(Vec::new());
         }
-        let tip = self.tip.get_or_insert_with(|| base.clone());
         let key = (t, fix.device_seq);
-        // In-order fixes (the common case) need no binary search, which
-        // would touch a handful of cold cache lines across the window.
-        let pos = match self.ends {
-            Some((_, last)) if last < key => self.window.len(),
-            None => 0,
-            Some(_) => self
-                .window
-                .partition_point(|e| (e.t, e.fix.device_seq) < key),
+        // In-order fixes (the common case) need no search of the window,
+        // which would touch a handful of cold cache lines across it.
+        let after_last = self.ends.is_none_or(|(_, last)| last < key);
+        let tip_t = match &self.tip {
+            Some(tip) => tip.t,
+            None => self.base.as_ref().map_or(i64::MIN, |b| b.t),
+        };
+        if after_last && t >= tip_t {
+            return Ok(self.observe_in_order(fix, t, key, now));
+        }
+        // A replay starts from the checkpoint: bring it up to date.
+        self.advance_checkpoint();
+        let pos = if after_last {
+            self.window.len()
+        } else {
+            self.window
+                .partition_point(|e| (e.t, e.fix.device_seq) < key)
         };
         if self
             .window
@@ -451,6 +518,67 @@ impl Tracker {
             return Ok(Vec::new());
         }
         self.stats.fixes += 1;
+        let ctx = Ctx {
+            c: &self.compiled,
+            zones: &self.zones,
+            th: &self.thresholds,
+        };
+        let (Some(base), tip) = (self.base.as_deref(), &mut self.tip) else {
+            unreachable!("the checkpoint is set above");
+        };
+        let tip = tip.get_or_insert_with(|| base.clone());
+        let entry = Entry {
+            fix,
+            t,
+            verdicts: ctx
+                .c
+                .judge(ctx.zones, ctx.th, &fix, fix.time, &mut self.memo),
+            confident: false,
+        };
+        let mut evs = Vec::new();
+        let horizon = t
+            .max(self.ends.map_or(t, |(_, (last, _))| last))
+            .max(self.max_now);
+        self.stats.replays += 1;
+        self.window.insert(pos, entry);
+        self.ends = window_ends(&self.window, self.lag);
+        let mut cur = base.clone();
+        for e in self.window.iter_mut() {
+            ctx.entry(&mut cur, e, &mut evs, true);
+        }
+        ctx.run_deadlines(&mut cur, horizon, &mut evs);
+        let base_rules = base.rules.clone();
+        *tip = cur;
+        let out = self.reconcile(&base_rules, &evs, now);
+        self.prune();
+        Ok(out)
+    }
+
+    /// A fix after every fix in the window and not before the tip: steps
+    /// the tip forward, no replay.
+    fn observe_in_order(
+        &mut self,
+        fix: Fix,
+        t: i64,
+        key: (i64, u64),
+        now: DateTime<Utc>,
+    ) -> Vec<Transition> {
+        self.stats.fixes += 1;
+        let ctx = Ctx {
+            c: &self.compiled,
+            zones: &self.zones,
+            th: &self.thresholds,
+        };
+        let tip = match &mut self.tip {
+            Some(tip) => tip,
+            none => none.insert(
+                (**self
+                    .base
+                    .as_ref()
+                    .expect("the checkpoint is set before the tip"))
+                .clone(),
+            ),
+        };
         let mut entry = Entry {
             fix,
             t,
@@ -463,27 +591,17 @@ impl Tracker {
         let horizon = t
             .max(self.ends.map_or(t, |(_, (last, _))| last))
             .max(self.max_now);
-        let out = if pos == self.window.len() && t >= tip.t {
-            ctx.entry(tip, &mut entry, &mut evs, true);
-            self.window.push_back(entry);
-            self.ends = Some((self.ends.map_or(t, |(front, _)| front), key));
-            ctx.run_deadlines(tip, horizon, &mut evs);
-            self.apply_live(&evs, now)
+        ctx.entry(tip, &mut entry, &mut evs, true);
+        self.window.push_back(entry);
+        self.ends = Some((self.ends.map_or(t, |(front, _)| front), key));
+        ctx.run_deadlines(tip, horizon, &mut evs);
+        let out = if evs.is_empty() {
+            Vec::new()
         } else {
-            self.stats.replays += 1;
-            self.window.insert(pos, entry);
-            self.ends = window_ends(&self.window);
-            let mut cur = base.clone();
-            for e in self.window.iter_mut() {
-                ctx.entry(&mut cur, e, &mut evs, true);
-            }
-            ctx.run_deadlines(&mut cur, horizon, &mut evs);
-            let base_rules = base.rules.clone();
-            self.tip = Some(cur);
-            self.reconcile(&base_rules, &evs, now)
+            self.apply_live(&evs, now)
         };
         self.prune();
-        Ok(out)
+        out
     }
 
     /// Advances the clock: processes deadlines (curfew starts, leave ends)
@@ -507,43 +625,62 @@ impl Tracker {
         self.apply_live(&evs, now)
     }
 
+    /// Prunes the window to its bounds, logically: the floor moves past
+    /// the pruned fixes now, the checkpoint's state once a batch is full.
     fn prune(&mut self) {
         let Some((mut front, (newest, _))) = self.ends else {
             return;
         };
         let (max_fixes, span) = (
-            self.thresholds.window_max_fixes,
+            self.thresholds.window_max_fixes.max(1),
             self.thresholds.window_seconds * 1000,
         );
+        let mut pruned = false;
+        while self.window.len() > self.lag {
+            if self.window.len() - self.lag <= max_fixes && newest - front <= span {
+                break;
+            }
+            // Stepping past an entry moves the checkpoint's time to it
+            // (deadlines stepped on the way are not after it).
+            self.floor = self.floor.max(front);
+            self.lag += 1;
+            pruned = true;
+            front = self.window.get(self.lag).map_or(newest, |e| e.t);
+        }
+        if !pruned {
+            return;
+        }
+        if self.lag >= PRUNE_BATCH {
+            self.advance_checkpoint();
+        }
+        self.ends = window_ends(&self.window, self.lag);
+        let floor = self.floor;
+        self.episodes
+            .retain(|e| e.end.is_none_or(|end| end >= floor));
+        self.crossings.retain(|c| c.2 >= floor);
+    }
+
+    /// Steps the checkpoint past the logically pruned entries and drops
+    /// them.
+    fn advance_checkpoint(&mut self) {
+        if self.lag == 0 {
+            return;
+        }
         let ctx = Ctx {
             c: &self.compiled,
             zones: &self.zones,
             th: &self.thresholds,
         };
-        let Some(base) = self.base.as_mut() else {
+        let Some(base) = self.base.as_deref_mut() else {
             return;
         };
         let mut discard = Vec::new();
-        let mut pruned = false;
-        while !self.window.is_empty() {
-            if self.window.len() <= max_fixes.max(1) && newest - front <= span {
-                break;
-            }
-            if let Some(mut e) = self.window.pop_front() {
-                ctx.entry(base, &mut e, &mut discard, false);
-                discard.clear();
-                pruned = true;
-            }
-            front = self.window.front().map_or(newest, |e| e.t);
+        for mut e in self.window.drain(..self.lag) {
+            ctx.entry(base, &mut e, &mut discard, false);
+            discard.clear();
         }
-        if !pruned {
-            return;
-        }
-        self.ends = window_ends(&self.window);
-        let floor = base.t;
-        self.episodes
-            .retain(|e| e.end.is_none_or(|end| end >= floor));
-        self.crossings.retain(|c| c.2 >= floor);
+        self.lag = 0;
+        debug_assert_eq!(base.t, self.floor, "floor tracks the checkpoint");
     }
 
     fn new_episode(&mut self, rule: usize, start: i64, confirmed: bool) -> u64 {
@@ -629,8 +766,7 @@ impl Tracker {
         let id = self.next_episode;
         self.next_episode += 1;
         let evidence = self
-            .window
-            .iter()
+            .live()
             .filter(|e| e.t == from || e.t == to)
             .map(|e| e.fix)
             .collect();
@@ -764,7 +900,7 @@ impl Tracker {
             }
         }
         // Emitted open episodes the new history does not support end now.
-        let last_t = self.window.back().map_or(ms(now), |e| e.t);
+        let last_t = self.ends.map_or(ms(now), |(_, (last, _))| last);
         for (i, was_matched) in matched.into_iter().enumerate() {
             if !was_matched && self.episodes[i].end.is_none() {
                 self.episodes[i].end = Some(last_t);
@@ -793,8 +929,7 @@ impl Tracker {
         if evidence.is_empty() {
             // Confirmed at a deadline: the evidence is the carried fix.
             evidence.extend(
-                self.window
-                    .iter()
+                self.live()
                     .rev()
                     .find(|e| e.t <= t && e.confident)
                     .map(|e| e.fix),
@@ -824,7 +959,8 @@ impl Tracker {
     }
 
     fn fixes_with(&self, rule: usize, v: Verdict, from: i64, to: i64) -> Vec<Fix> {
-        let start = self.window.partition_point(|e| e.t < from);
+        // The whole buffer is sorted; pruned entries are never evidence.
+        let start = self.window.partition_point(|e| e.t < from).max(self.lag);
         let mut fixes: Vec<Fix> = self
             .window
             .range(start..)

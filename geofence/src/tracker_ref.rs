@@ -1,0 +1,829 @@
+//! Reference model for the tracker's property tests: the tracker exactly as
+//! it was at commit b088657, before the window was kept in packed entries
+//! and the checkpoint advanced in batches. `tracker::model_tests` feeds the
+//! same random fix streams (late, duplicate, out of order, ticks, zone
+//! changes, tiny windows) to both and requires identical transitions,
+//! stats and open breaches. Test-only: never compiled into the library.
+//!
+//! Kept verbatim apart from the names, so a diff against that commit's
+//! `tracker.rs` shows it is the old behaviour.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
+
+use crate::fix::{Fix, FixError};
+use crate::geodesy::{METRES_PER_DEGREE, distance_m};
+use crate::hysteresis::{Obs, Phase, RuleState, Step};
+use crate::judge::{CURFEW, Compiled, FIRST_EXCLUSION, PERMITTED, Verdict, Verdicts};
+use crate::rules::{RulesError, SubjectRules};
+use crate::thresholds::Thresholds;
+use crate::tracker::TrackerStats;
+use crate::transition::{RuleRef, SubjectId, Transition, TransitionKind};
+use crate::zone_set::{Memo, ZoneSet};
+
+/// Most fixes listed as evidence in one transition (the latest are kept).
+const MAX_EVIDENCE: usize = 16;
+/// Consecutive mutually consistent "implausible" fixes after which the
+/// subject is taken to really be there (re-anchoring after a genuine fast
+/// trip or a long gap).
+const REANCHOR_AFTER: u8 = 3;
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn dt(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    fix: Fix,
+    t: i64,
+    verdicts: Verdicts,
+    /// Confident source and plausible speed (recomputed on replay).
+    confident: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pos {
+    t: i64,
+    lon: f64,
+    lat: f64,
+    r: f64,
+}
+
+impl Pos {
+    /// Whether `to` can be reached from here at `max_speed_mps`, allowing
+    /// for both accuracy radii. Decided by [`Pos::reachable_exact`]; bounds
+    /// of the great-circle distance that need no trigonometry settle the
+    /// clear cases first (every fix of a walking subject) with margins far
+    /// above rounding, so the answer is always the exact one.
+    fn reachable(&self, to: &Pos, max_speed_mps: f64) -> bool {
+        let secs = ((to.t - self.t).abs() as f64 / 1000.0).max(1.0);
+        let limit = max_speed_mps * secs + self.r + to.r;
+        if limit.is_finite() && max_speed_mps >= 0.0 {
+            let (dlat, dlon) = ((to.lat - self.lat).abs(), (to.lon - self.lon).abs());
+            // Along the meridian, then along the parallel nearer the
+            // equator (where a degree of longitude is longest): an upper
+            // bound. The latitude difference alone is a lower bound.
+            let dlon = dlon % 360.0;
+            let upper = (dlat + dlon.min(360.0 - dlon)) * METRES_PER_DEGREE;
+            let lower = dlat * METRES_PER_DEGREE;
+            if upper * (1.0 + 1e-9) + 1e-6 < limit {
+                return true;
+            }
+            if lower * (1.0 - 1e-9) - 1e-6 > limit {
+                return false;
+            }
+        }
+        self.reachable_exact(to, max_speed_mps)
+    }
+
+    fn reachable_exact(&self, to: &Pos, max_speed_mps: f64) -> bool {
+        let d = (distance_m(self.lon, self.lat, to.lon, to.lat) - self.r - to.r).max(0.0);
+        let secs = ((to.t - self.t).abs() as f64 / 1000.0).max(1.0);
+        d / secs <= max_speed_mps
+    }
+}
+
+/// Everything the hysteresis needs to continue from one point in time.
+#[derive(Debug, Clone)]
+struct Cursor {
+    t: i64,
+    /// Inline for up to four rules (permitted, curfew, two exclusions), so
+    /// the hysteresis state sits in the tracker instead of behind a pointer.
+    rules: SmallVec<[RuleState; 4]>,
+    anchor: Option<Pos>,
+    chain: u8,
+    chain_last: Option<Pos>,
+    last_confident: Option<Fix>,
+    prev: Option<(Fix, Verdicts, bool)>,
+    next_deadline: Option<(i64, u32)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum EvKind {
+    Step(Step),
+    Crossing { from: i64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ev {
+    rule: usize,
+    kind: EvKind,
+    t: i64,
+    /// Episode start of the rule when the event happened.
+    start: i64,
+}
+
+struct Ctx<'a> {
+    c: &'a Compiled,
+    zones: &'a ZoneSet,
+    th: &'a Thresholds,
+}
+
+impl Ctx<'_> {
+    fn cursor(&self, t: i64) -> Cursor {
+        Cursor {
+            t,
+            rules: smallvec::smallvec![RuleState::default(); self.c.rule_count()],
+            anchor: None,
+            chain: 0,
+            chain_last: None,
+            last_confident: None,
+            prev: None,
+            next_deadline: self.next_deadline(t),
+        }
+    }
+
+    fn next_deadline(&self, after: i64) -> Option<(i64, u32)> {
+        self.c
+            .next_deadline(dt(after), self.th.deadline_grace_seconds)
+            .map(|(d, m)| (ms(d), m))
+    }
+
+    fn apply(&self, cur: &mut Cursor, rule: usize, o: Obs, out: &mut Vec<Ev>) {
+        let th = self
+            .th
+            .level(self.c.rules.level)
+            .rule(Compiled::rule_kind(rule));
+        let first = out.len();
+        cur.rules[rule].apply(o, th, |step, t| {
+            out.push(Ev {
+                rule,
+                kind: EvKind::Step(step),
+                t,
+                start: 0,
+            })
+        });
+        let start = cur.rules[rule].start;
+        for ev in &mut out[first..] {
+            ev.start = start;
+        }
+    }
+
+    fn run_deadlines(&self, cur: &mut Cursor, until: i64, out: &mut Vec<Ev>) {
+        while let Some((d, mask)) = cur.next_deadline {
+            if d > until {
+                break;
+            }
+            if let Some(fix) = cur.last_confident
+                && d - ms(fix.time) <= self.th.deadline_max_fix_age_seconds * 1000
+            {
+                let v = self
+                    .c
+                    .judge(self.zones, self.th, &fix, dt(d), &mut Memo::default());
+                for rule in 0..self.c.rule_count() {
+                    if mask & (1 << rule) != 0 && v.get(rule) == Verdict::Violating {
+                        let o = Obs {
+                            t: d,
+                            verdict: Verdict::Violating,
+                            confident: true,
+                            deadline: true,
+                        };
+                        self.apply(cur, rule, o, out);
+                    }
+                }
+            }
+            cur.t = cur.t.max(d);
+            cur.next_deadline = self.next_deadline(d);
+        }
+    }
+
+    /// Steps past one entry. `crossings: false` skips possible-crossing
+    /// checks (when advancing the checkpoint, whose events are discarded).
+    fn entry(&self, cur: &mut Cursor, e: &mut Entry, out: &mut Vec<Ev>, crossings: bool) {
+        self.run_deadlines(cur, e.t, out);
+        let pos = Pos {
+            t: e.t,
+            lon: e.fix.lon,
+            lat: e.fix.lat,
+            r: Compiled::radius_m(&e.fix, self.th),
+        };
+        let max_speed = self.th.max_speed_mps;
+        let mut plausible = cur.anchor.is_none_or(|a| a.reachable(&pos, max_speed));
+        if !plausible {
+            let chained =
+                cur.chain > 0 && cur.chain_last.is_some_and(|c| c.reachable(&pos, max_speed));
+            cur.chain = if chained { cur.chain + 1 } else { 1 };
+            cur.chain_last = Some(pos);
+            plausible = cur.chain >= REANCHOR_AFTER;
+        }
+        if plausible {
+            cur.anchor = Some(pos);
+            cur.chain = 0;
+            cur.chain_last = None;
+        }
+        let confident = plausible && e.fix.source.is_confident();
+        e.confident = confident;
+        for rule in 0..self.c.rule_count() {
+            let o = Obs {
+                t: e.t,
+                verdict: e.verdicts.get(rule),
+                confident,
+                deadline: false,
+            };
+            self.apply(cur, rule, o, out);
+        }
+        if let Some((pf, pv, pconf)) = cur.prev
+            && crossings
+            && confident
+            && pconf
+            && e.t - ms(pf.time) >= self.th.possible_crossing_min_gap_seconds * 1000
+        {
+            for rule in FIRST_EXCLUSION..self.c.rule_count() {
+                if pv.get(rule) != Verdict::Ok || e.verdicts.get(rule) != Verdict::Ok {
+                    continue;
+                }
+                let Some(z) = self.c.exclusion_at(rule, e.fix.time) else {
+                    continue;
+                };
+                if self
+                    .zones
+                    .segment_meets_resolved(z, (pf.lon, pf.lat), (e.fix.lon, e.fix.lat))
+                {
+                    out.push(Ev {
+                        rule,
+                        kind: EvKind::Crossing { from: ms(pf.time) },
+                        t: e.t,
+                        start: ms(pf.time),
+                    });
+                }
+            }
+        }
+        cur.prev = Some((e.fix, e.verdicts, confident));
+        if confident {
+            cur.last_confident = Some(e.fix);
+        }
+        cur.t = cur.t.max(e.t);
+    }
+}
+
+/// The front time and back key of a window.
+fn window_ends(window: &VecDeque<Entry>) -> Option<(i64, (i64, u64))> {
+    Some((
+        window.front()?.t,
+        window.back().map(|e| (e.t, e.fix.device_seq))?,
+    ))
+}
+
+/// An episode as emitted so far.
+#[derive(Debug, Clone)]
+struct Episode {
+    id: u64,
+    rule: usize,
+    start: i64,
+    confirmed: bool,
+    end: Option<i64>,
+}
+
+/// An episode as recomputed by a replay.
+#[derive(Debug, Clone)]
+struct Recomputed {
+    rule: usize,
+    start: i64,
+    confirmed_at: Option<i64>,
+    end: Option<(i64, i64)>,
+}
+
+/// The tracker as it was at commit b088657 (pruning the window on every fix).
+#[derive(Debug)]
+pub(crate) struct RefTracker {
+    subject: SubjectId,
+    compiled: Compiled,
+    zones: Arc<ZoneSet>,
+    thresholds: Arc<Thresholds>,
+    window: VecDeque<Entry>,
+    /// The window's front time and back key `(t, device_seq)`, kept here
+    /// so an in-order fix reads neither end of the (cold) window.
+    ends: Option<(i64, (i64, u64))>,
+    base: Option<Cursor>,
+    tip: Option<Cursor>,
+    max_now: i64,
+    episodes: Vec<Episode>,
+    crossings: Vec<(usize, i64, i64)>,
+    next_episode: u64,
+    stats: TrackerStats,
+    /// Free discs of the zones last judged (see [`Memo`]); cleared when
+    /// the zone set changes.
+    memo: Memo,
+}
+
+impl RefTracker {
+    /// Resolves the rules' zone ids against `zones`.
+    pub(crate) fn new(
+        subject: SubjectId,
+        rules: SubjectRules,
+        zones: Arc<ZoneSet>,
+        thresholds: Arc<Thresholds>,
+    ) -> Result<Self, RulesError> {
+        let compiled = Compiled::new(rules, &zones)?;
+        Ok(Self {
+            subject,
+            compiled,
+            zones,
+            thresholds,
+            window: VecDeque::new(),
+            ends: None,
+            base: None,
+            tip: None,
+            max_now: i64::MIN,
+            episodes: Vec::new(),
+            crossings: Vec::new(),
+            next_episode: 1,
+            stats: TrackerStats::default(),
+            memo: Memo::default(),
+        })
+    }
+
+    /// Switches to a new zone set (zones added, versions changed), keeping
+    /// the window and open episodes. Fixes already judged keep their
+    /// verdicts; new fixes and replays of late data use the new set.
+    /// On error (a zone the rules name is gone) nothing changes.
+    pub(crate) fn rebind(&mut self, zones: Arc<ZoneSet>) -> Result<(), RulesError> {
+        self.compiled = Compiled::new(self.compiled.rules.clone(), &zones)?;
+        self.zones = zones;
+        self.memo.clear();
+        Ok(())
+    }
+
+    pub(crate) fn stats(&self) -> TrackerStats {
+        self.stats
+    }
+
+    /// Rules currently in an open (pending or confirmed) episode.
+    pub(crate) fn open_breaches(&self) -> Vec<(RuleRef, bool)> {
+        self.episodes
+            .iter()
+            .filter(|e| e.end.is_none())
+            .map(|e| (self.rule_ref(e.rule), e.confirmed))
+            .collect()
+    }
+
+    fn rule_ref(&self, rule: usize) -> RuleRef {
+        match rule {
+            PERMITTED => RuleRef::Permitted,
+            CURFEW => RuleRef::Curfew,
+            r => RuleRef::Exclusion(self.compiled.rules.exclusions[r - FIRST_EXCLUSION].clone()),
+        }
+    }
+
+    fn horizon(&self) -> i64 {
+        self.window
+            .back()
+            .map_or(self.max_now, |e| e.t.max(self.max_now))
+    }
+
+    /// Judges one fix; `now` is processing time (for lateness and deadlines).
+    pub(crate) fn observe(
+        &mut self,
+        fix: Fix,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Transition>, FixError> {
+        fix.validate()?;
+        self.max_now = self.max_now.max(ms(now));
+        let t = ms(fix.time);
+        let ctx = Ctx {
+            c: &self.compiled,
+            zones: &self.zones,
+            th: &self.thresholds,
+        };
+        let base = self
+            .base
+            .get_or_insert_with(|| ctx.cursor(t - self.thresholds.window_seconds * 1000));
+        if t < base.t {
+            self.stats.too_late += 1;
+            return Ok(Vec::new());
+        }
+        let tip = self.tip.get_or_insert_with(|| base.clone());
+        let key = (t, fix.device_seq);
+        // In-order fixes (the common case) need no binary search, which
+        // would touch a handful of cold cache lines across the window.
+        let pos = match self.ends {
+            Some((_, last)) if last < key => self.window.len(),
+            None => 0,
+            Some(_) => self
+                .window
+                .partition_point(|e| (e.t, e.fix.device_seq) < key),
+        };
+        if self
+            .window
+            .get(pos)
+            .is_some_and(|e| (e.t, e.fix.device_seq) == key)
+        {
+            self.stats.duplicates += 1;
+            return Ok(Vec::new());
+        }
+        self.stats.fixes += 1;
+        let mut entry = Entry {
+            fix,
+            t,
+            verdicts: ctx
+                .c
+                .judge(ctx.zones, ctx.th, &fix, fix.time, &mut self.memo),
+            confident: false,
+        };
+        let mut evs = Vec::new();
+        let horizon = t
+            .max(self.ends.map_or(t, |(_, (last, _))| last))
+            .max(self.max_now);
+        let out = if pos == self.window.len() && t >= tip.t {
+            ctx.entry(tip, &mut entry, &mut evs, true);
+            self.window.push_back(entry);
+            self.ends = Some((self.ends.map_or(t, |(front, _)| front), key));
+            ctx.run_deadlines(tip, horizon, &mut evs);
+            self.apply_live(&evs, now)
+        } else {
+            self.stats.replays += 1;
+            self.window.insert(pos, entry);
+            self.ends = window_ends(&self.window);
+            let mut cur = base.clone();
+            for e in self.window.iter_mut() {
+                ctx.entry(&mut cur, e, &mut evs, true);
+            }
+            ctx.run_deadlines(&mut cur, horizon, &mut evs);
+            let base_rules = base.rules.clone();
+            self.tip = Some(cur);
+            self.reconcile(&base_rules, &evs, now)
+        };
+        self.prune();
+        Ok(out)
+    }
+
+    /// Advances the clock: processes deadlines (curfew starts, leave ends)
+    /// up to `now`.
+    pub(crate) fn tick(&mut self, now: DateTime<Utc>) -> Vec<Transition> {
+        self.max_now = self.max_now.max(ms(now));
+        let horizon = self.horizon();
+        let Some(tip) = self.tip.as_mut() else {
+            return Vec::new();
+        };
+        if tip.next_deadline.is_none_or(|(d, _)| d > horizon) {
+            return Vec::new();
+        }
+        let ctx = Ctx {
+            c: &self.compiled,
+            zones: &self.zones,
+            th: &self.thresholds,
+        };
+        let mut evs = Vec::new();
+        ctx.run_deadlines(tip, horizon, &mut evs);
+        self.apply_live(&evs, now)
+    }
+
+    fn prune(&mut self) {
+        let Some((mut front, (newest, _))) = self.ends else {
+            return;
+        };
+        let (max_fixes, span) = (
+            self.thresholds.window_max_fixes,
+            self.thresholds.window_seconds * 1000,
+        );
+        let ctx = Ctx {
+            c: &self.compiled,
+            zones: &self.zones,
+            th: &self.thresholds,
+        };
+        let Some(base) = self.base.as_mut() else {
+            return;
+        };
+        let mut discard = Vec::new();
+        let mut pruned = false;
+        while !self.window.is_empty() {
+            if self.window.len() <= max_fixes.max(1) && newest - front <= span {
+                break;
+            }
+            if let Some(mut e) = self.window.pop_front() {
+                ctx.entry(base, &mut e, &mut discard, false);
+                discard.clear();
+                pruned = true;
+            }
+            front = self.window.front().map_or(newest, |e| e.t);
+        }
+        if !pruned {
+            return;
+        }
+        self.ends = window_ends(&self.window);
+        let floor = base.t;
+        self.episodes
+            .retain(|e| e.end.is_none_or(|end| end >= floor));
+        self.crossings.retain(|c| c.2 >= floor);
+    }
+
+    fn new_episode(&mut self, rule: usize, start: i64, confirmed: bool) -> u64 {
+        let id = self.next_episode;
+        self.next_episode += 1;
+        self.episodes.push(Episode {
+            id,
+            rule,
+            start,
+            confirmed,
+            end: None,
+        });
+        id
+    }
+
+    fn open_episode(&mut self, rule: usize) -> Option<&mut Episode> {
+        self.episodes
+            .iter_mut()
+            .rev()
+            .find(|e| e.rule == rule && e.end.is_none())
+    }
+
+    fn apply_live(&mut self, evs: &[Ev], now: DateTime<Utc>) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for ev in evs {
+            match ev.kind {
+                EvKind::Step(Step::Started) => {
+                    let id = self.new_episode(ev.rule, ev.t, false);
+                    out.push(self.breach(
+                        id,
+                        ev.rule,
+                        TransitionKind::BreachStarted,
+                        ev.t,
+                        ev.t,
+                        now,
+                    ));
+                }
+                EvKind::Step(Step::Confirmed) => {
+                    let id = match self.open_episode(ev.rule) {
+                        Some(ep) => {
+                            ep.confirmed = true;
+                            ep.id
+                        }
+                        None => self.new_episode(ev.rule, ev.start, true),
+                    };
+                    out.push(self.breach(
+                        id,
+                        ev.rule,
+                        TransitionKind::BreachConfirmed,
+                        ev.start,
+                        ev.t,
+                        now,
+                    ));
+                }
+                EvKind::Step(Step::Ended { from, .. }) => {
+                    if let Some(ep) = self.open_episode(ev.rule) {
+                        ep.end = Some(ev.t);
+                        let (id, was_confirmed) = (ep.id, ep.confirmed);
+                        out.push(self.ended(id, ev.rule, was_confirmed, from, ev.t, now));
+                    }
+                }
+                EvKind::Crossing { from } => {
+                    if let Some(t) = self.crossing(ev.rule, from, ev.t, now) {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn crossing(
+        &mut self,
+        rule: usize,
+        from: i64,
+        to: i64,
+        now: DateTime<Utc>,
+    ) -> Option<Transition> {
+        if self.crossings.contains(&(rule, from, to)) {
+            return None;
+        }
+        self.crossings.push((rule, from, to));
+        let id = self.next_episode;
+        self.next_episode += 1;
+        let evidence = self
+            .window
+            .iter()
+            .filter(|e| e.t == from || e.t == to)
+            .map(|e| e.fix)
+            .collect();
+        Some(self.transition(
+            id,
+            rule,
+            TransitionKind::PossibleCrossing,
+            to,
+            now,
+            evidence,
+        ))
+    }
+
+    fn reconcile(
+        &mut self,
+        base_rules: &[RuleState],
+        evs: &[Ev],
+        now: DateTime<Utc>,
+    ) -> Vec<Transition> {
+        let mut rec: Vec<Recomputed> = Vec::new();
+        let mut open: Vec<Option<usize>> = vec![None; base_rules.len()];
+        for (rule, s) in base_rules.iter().enumerate() {
+            if s.phase != Phase::Clear {
+                open[rule] = Some(rec.len());
+                let confirmed = matches!(s.phase, Phase::Confirmed | Phase::Returning);
+                rec.push(Recomputed {
+                    rule,
+                    start: s.start,
+                    confirmed_at: confirmed.then_some(s.start),
+                    end: None,
+                });
+            }
+        }
+        let mut out = Vec::new();
+        for ev in evs {
+            match ev.kind {
+                EvKind::Step(Step::Started) => {
+                    open[ev.rule] = Some(rec.len());
+                    rec.push(Recomputed {
+                        rule: ev.rule,
+                        start: ev.t,
+                        confirmed_at: None,
+                        end: None,
+                    });
+                }
+                EvKind::Step(Step::Confirmed) => {
+                    if let Some(i) = open[ev.rule] {
+                        rec[i].confirmed_at = Some(ev.t);
+                    }
+                }
+                EvKind::Step(Step::Ended { from, .. }) => {
+                    if let Some(i) = open[ev.rule].take() {
+                        rec[i].end = Some((from, ev.t));
+                    }
+                }
+                EvKind::Crossing { from } => {
+                    if let Some(t) = self.crossing(ev.rule, from, ev.t, now) {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        let mut matched = vec![false; self.episodes.len()];
+        for e in &rec {
+            let e_end = e.end.map_or(i64::MAX, |(_, t)| t);
+            let candidate = self.episodes.iter().enumerate().rev().find(|(_, x)| {
+                x.rule == e.rule
+                    && x.start <= e_end
+                    && e.start <= x.end.unwrap_or(i64::MAX)
+                    && (e.end.is_some() || x.end.is_none())
+            });
+            match candidate.map(|(i, _)| i) {
+                Some(i) => {
+                    if i < matched.len() {
+                        matched[i] = true;
+                    }
+                    let x = &mut self.episodes[i];
+                    let id = x.id;
+                    if let Some(tc) = e.confirmed_at
+                        && !x.confirmed
+                    {
+                        x.confirmed = true;
+                        out.push(self.breach(
+                            id,
+                            e.rule,
+                            TransitionKind::BreachConfirmed,
+                            e.start,
+                            tc,
+                            now,
+                        ));
+                    }
+                    let x = &mut self.episodes[i];
+                    if let Some((from, te)) = e.end
+                        && x.end.is_none()
+                    {
+                        x.end = Some(te);
+                        let was = x.confirmed;
+                        out.push(self.ended(id, e.rule, was, from, te, now));
+                    }
+                }
+                None => {
+                    if e.confirmed_at.is_none() && e.end.is_some() {
+                        continue; // a pending episode that came to nothing: no noise
+                    }
+                    let id = self.new_episode(e.rule, e.start, e.confirmed_at.is_some());
+                    out.push(self.breach(
+                        id,
+                        e.rule,
+                        TransitionKind::BreachStarted,
+                        e.start,
+                        e.start,
+                        now,
+                    ));
+                    if let Some(tc) = e.confirmed_at {
+                        out.push(self.breach(
+                            id,
+                            e.rule,
+                            TransitionKind::BreachConfirmed,
+                            e.start,
+                            tc,
+                            now,
+                        ));
+                    }
+                    if let Some((from, te)) = e.end {
+                        if let Some(x) = self.episodes.last_mut() {
+                            x.end = Some(te);
+                        }
+                        out.push(self.ended(id, e.rule, true, from, te, now));
+                    }
+                }
+            }
+        }
+        // Emitted open episodes the new history does not support end now.
+        let last_t = self.window.back().map_or(ms(now), |e| e.t);
+        for (i, was_matched) in matched.into_iter().enumerate() {
+            if !was_matched && self.episodes[i].end.is_none() {
+                self.episodes[i].end = Some(last_t);
+                let (id, rule, was) = (
+                    self.episodes[i].id,
+                    self.episodes[i].rule,
+                    self.episodes[i].confirmed,
+                );
+                out.push(self.ended(id, rule, was, last_t, last_t, now));
+            }
+        }
+        out.sort_by_key(|t| t.event_time);
+        out
+    }
+
+    fn breach(
+        &self,
+        id: u64,
+        rule: usize,
+        kind: TransitionKind,
+        from: i64,
+        t: i64,
+        now: DateTime<Utc>,
+    ) -> Transition {
+        let mut evidence = self.fixes_with(rule, Verdict::Violating, from, t);
+        if evidence.is_empty() {
+            // Confirmed at a deadline: the evidence is the carried fix.
+            evidence.extend(
+                self.window
+                    .iter()
+                    .rev()
+                    .find(|e| e.t <= t && e.confident)
+                    .map(|e| e.fix),
+            );
+        }
+        self.transition(id, rule, kind, t, now, evidence)
+    }
+
+    fn ended(
+        &self,
+        id: u64,
+        rule: usize,
+        was_confirmed: bool,
+        from: i64,
+        t: i64,
+        now: DateTime<Utc>,
+    ) -> Transition {
+        let evidence = self.fixes_with(rule, Verdict::Ok, from, t);
+        self.transition(
+            id,
+            rule,
+            TransitionKind::BreachEnded { was_confirmed },
+            t,
+            now,
+            evidence,
+        )
+    }
+
+    fn fixes_with(&self, rule: usize, v: Verdict, from: i64, to: i64) -> Vec<Fix> {
+        let start = self.window.partition_point(|e| e.t < from);
+        let mut fixes: Vec<Fix> = self
+            .window
+            .range(start..)
+            .take_while(|e| e.t <= to)
+            .filter(|e| e.confident && e.verdicts.get(rule) == v)
+            .map(|e| e.fix)
+            .collect();
+        if fixes.len() > MAX_EVIDENCE {
+            fixes.drain(..fixes.len() - MAX_EVIDENCE);
+        }
+        fixes
+    }
+
+    fn transition(
+        &self,
+        episode: u64,
+        rule: usize,
+        kind: TransitionKind,
+        t: i64,
+        now: DateTime<Utc>,
+        evidence: Vec<Fix>,
+    ) -> Transition {
+        Transition {
+            subject: self.subject.clone(),
+            episode,
+            rule: self.rule_ref(rule),
+            kind,
+            event_time: dt(t),
+            processed_at: now,
+            late: ms(now) - t > self.thresholds.late_after_seconds * 1000,
+            evidence,
+        }
+    }
+}
