@@ -1,7 +1,6 @@
 //! The audit hash chain detects edits, deletions, reordering and truncation.
 
-mod support;
-
+use crate::support::*;
 use geoward_alerting::audit::{
     AuditChain, AuditEntry, AuditEvent, ChainErrorKind, GENESIS_HASH, verify_chain,
     verify_chain_with_head, verify_segment,
@@ -9,7 +8,6 @@ use geoward_alerting::audit::{
 use geoward_alerting::signal::{BreachPhase, RuleKind};
 use geoward_alerting::{Effect, Timestamp};
 use proptest::prelude::*;
-use support::*;
 
 fn ev(i: i64) -> AuditEvent {
     AuditEvent {

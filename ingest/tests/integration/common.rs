@@ -1,8 +1,6 @@
 //! Test harness: the real service on free ports, real rumqttc clients, a tiny HTTP
 //! client, and helpers that wait for conditions with deadlines (never sleeps).
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -164,10 +162,6 @@ impl Service {
         config.mqtt.tcp_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let store = Store::connect(&config.storage).await.unwrap();
         Self::spawn(dir, config, store).await
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.config.storage.data_dir.clone()
     }
 }
 
@@ -366,10 +360,6 @@ pub async fn count_rows(store: &Store, table: &str, device: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE device_id = $1");
     geoward_ingest::with_pool!(store, p => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
         .bind(device).fetch_one(p).await.unwrap())
-}
-
-pub fn path_str(p: &Path) -> String {
-    p.display().to_string()
 }
 
 impl Device {

@@ -1,6 +1,6 @@
 //! Black-box tests of the admin API: office scoping and the audit log.
 
-mod common;
+use crate::common;
 
 use common::{Db, Service, fresh_pg_database};
 use geoward_ingest::api::{Role, create_token};

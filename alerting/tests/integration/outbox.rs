@@ -1,14 +1,12 @@
 //! The outbox record state machine: backoff, dead letters, restart safety.
 
-mod support;
-
+use crate::support::*;
 use geoward_alerting::Timestamp;
 use geoward_alerting::outbox::{
     DeliveryOutcome, DeliveryState, OutboxError, OutboxRecord, RetryPolicy, outcome_for_http_status,
 };
 use geoward_alerting::signal::{BreachPhase, RuleKind};
 use proptest::prelude::*;
-use support::*;
 
 fn record() -> OutboxRecord {
     let mut e = engine();

@@ -13,17 +13,15 @@
 //! events, device events, two devices, reassignment) at it and checks the
 //! invariants that must always hold.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use crate::support::*;
 use geoward_alerting::incident::{Condition, Handling, IncidentKind, IncidentState};
 use geoward_alerting::signal::{BreachPhase, DeviceEventKind, DeviceKind, RuleKind};
 use geoward_alerting::{
     Effect, EngineState, IncidentEngine, IncidentId, Policy, Signal, SignalBody, Timestamp,
 };
 use proptest::prelude::*;
-use support::*;
 
 const ESCALATE_MS: i64 = 15 * MIN; // high severity, normal supervision
 const LOST_MS: i64 = 10 * MIN; // 10 × 60 s

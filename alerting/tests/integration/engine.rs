@@ -2,14 +2,12 @@
 //! one incident per episode, late data, escalation, abscondment, devices,
 //! officer actions.
 
-mod support;
-
+use crate::support::*;
 use geoward_alerting::incident::{Condition, IncidentKind, IncidentState, TimelineEvent};
 use geoward_alerting::signal::{BreachPhase, DeviceEventKind, DeviceKind, RuleKind};
 use geoward_alerting::{
     ActionError, Effect, EngineState, IncidentEngine, IncidentId, Policy, Timestamp,
 };
-use support::*;
 
 /// Lost contact deadline under normal supervision: 10 × 60 s.
 const LOST: i64 = 10 * MIN;

@@ -5,13 +5,11 @@
 //! per subject per day. (Geofence noise is the geofence crate's to absorb;
 //! this covers the signals that reach the engine directly.)
 
-mod support;
-
+use crate::support::*;
 use geoward_alerting::signal::{DeviceKind, Position};
 use geoward_alerting::{
     IncidentEngine, Policy, Signal, SignalBody, SubjectConfig, SupervisionLevel, Timestamp,
 };
-use support::*;
 
 /// xorshift64*: a fixed-seed generator without extra dependencies.
 struct Rng(u64);

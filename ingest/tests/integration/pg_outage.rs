@@ -5,7 +5,7 @@
 //! The test runs a cluster of its own: stopping the shared one would break every
 //! other PostgreSQL test running at the same time.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

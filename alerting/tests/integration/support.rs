@@ -1,6 +1,5 @@
 //! Shared fixtures: a city → county → two justice offices tree with
 //! targets, one subject, and helpers to build signals and read effects.
-#![allow(dead_code)]
 
 use geoward_alerting::incident::IncidentKind;
 use geoward_alerting::notify::Notification;

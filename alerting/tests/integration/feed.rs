@@ -4,13 +4,11 @@
 //! `Last-Event-ID` and misses nothing. (The end-to-end version over HTTP
 //! lives with the service.)
 
-mod support;
-
+use crate::support::*;
 use geoward_alerting::incident::IncidentKind;
 use geoward_alerting::signal::{BreachPhase, RuleKind};
 use geoward_alerting::sse::{FeedLog, FeedPayload, parse_last_event_id};
 use geoward_alerting::{Effect, OfficeId, Timestamp};
-use support::*;
 
 fn parse(frame: &str) -> (u64, FeedPayload) {
     let mut id = None;

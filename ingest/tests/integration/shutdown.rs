@@ -2,7 +2,7 @@
 //! publishes as fast as it can; `run` returns within 10 s, every acked fix is
 //! stored, and what was committed during the drain is acked (final acks).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

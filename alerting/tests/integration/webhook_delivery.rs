@@ -4,12 +4,11 @@
 //! backoff; the HTTP timeout is real and short). Every notification arrives,
 //! signed, and the only duplicates share an idempotency key.
 
-mod support;
-
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use crate::support::*;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,7 +21,6 @@ use geoward_alerting::routing::TargetKind;
 use geoward_alerting::signal::{BreachPhase, RuleKind};
 use geoward_alerting::signature::verify;
 use geoward_alerting::{TargetId, Timestamp};
-use support::*;
 
 const SECRET: &[u8] = b"office-webhook-secret";
 

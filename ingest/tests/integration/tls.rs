@@ -3,7 +3,7 @@
 //! with its certificate, its fix is stored and acked on its tenant downlink; and a
 //! device holding A's certificate cannot publish as B, even with B's secrets.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `geoward_connected_devices` follows the broker's real connections: clean
 //! disconnects, dropped sockets and refused logins included.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! resend of everything above its last ack completes the sequence with no gaps and
 //! no duplicates.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

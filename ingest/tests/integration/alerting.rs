@@ -4,7 +4,7 @@
 //! nobody acknowledges it, is delivered to the office's webhook, and the officer
 //! actions land on the incident and in the hash-chained audit log.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

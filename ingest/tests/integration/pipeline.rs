@@ -1,7 +1,7 @@
 //! Black-box pipeline tests: the real service, real MQTT clients over TCP, real
 //! SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
