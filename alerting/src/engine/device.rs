@@ -5,11 +5,11 @@
 //! device. Raising and lowering a cause is ordered per cause by device time,
 //! so a late "strap opened" uploaded after "strap closed" opens nothing.
 
+use super::pairing::{Compared, PairRule};
 use super::{Effect, IncidentEngine, RuleTrack};
-use crate::geo::haversine_m;
 use crate::ids::{DeviceId, RuleId, SubjectId};
 use crate::incident::{IncidentKind, TimelineEvent};
-use crate::signal::{DeviceEventKind, DeviceKind, EvidenceFix, Position, SignalBody};
+use crate::signal::{DeviceEventKind, DeviceKind, Position, SignalBody};
 use crate::time::Timestamp;
 
 impl IncidentEngine {
@@ -254,9 +254,9 @@ impl IncidentEngine {
             .is_some_and(|r| r.contains_key(cause))
     }
 
-    /// Compares the latest bracelet and phone positions taken close enough in
-    /// time; apart beyond both accuracies plus the margin for the sustain
-    /// time opens a separation incident, together again clears it.
+    /// Pairs the fix with the other device's fix nearest in device time;
+    /// apart beyond both accuracies plus the margin for the sustain time
+    /// opens a separation incident, together again clears it.
     #[allow(clippy::too_many_arguments)]
     fn separation(
         &mut self,
@@ -269,66 +269,38 @@ impl IncidentEngine {
         now: Timestamp,
         fx: &mut Vec<Effect>,
     ) {
-        let window = self.policy.separation_pair_window_ms;
-        let margin = self.policy.separation_margin_m;
+        let rule = PairRule {
+            window_ms: self.policy.separation_pair_window_ms,
+            margin_m: self.policy.separation_margin_m,
+        };
         let sustain = self.policy.separation_sustain_ms;
         let s = self.subject_state_mut(subject);
-        let slot = match kind {
-            DeviceKind::Bracelet => &mut s.bracelet_position,
-            DeviceKind::Phone => &mut s.phone_position,
-        };
-        if slot.as_ref().is_some_and(|f| f.at > at) {
-            return;
-        }
-        match slot {
-            // Reuse the stored device id: no allocation per fix.
-            Some(f) if &f.device == device => {
-                f.at = at;
-                f.position = p;
-            }
-            _ => {
-                *slot = Some(EvidenceFix {
-                    device: device.clone(),
-                    at,
-                    position: p,
-                })
-            }
-        }
-        let (Some(b), Some(ph)) = (s.bracelet_position.as_ref(), s.phone_position.as_ref()) else {
-            return;
-        };
-        if b.at.since(ph.at).abs() > window {
-            return;
-        }
-        let t = b.at.max(ph.at);
-        let d = haversine_m(
-            b.position.lat,
-            b.position.lon,
-            ph.position.lat,
-            ph.position.lon,
-        );
-        let apart = d > b.position.accuracy_m + ph.position.accuracy_m + margin;
+        let compared = s.pairing.add(kind, device, at, p, rule);
         let episode = s.episodes.get(&IncidentKind::Separation).cloned();
-        if apart {
-            let since = *s.separated_since.get_or_insert(t);
-            if episode.is_none() && t.since(since) >= sustain {
-                let evidence = vec![b.clone(), ph.clone()];
+        match (compared, episode) {
+            (
+                Compared::Apart {
+                    since,
+                    at,
+                    evidence,
+                },
+                None,
+            ) if at.since(since) >= sustain => {
                 self.open(
                     subject,
                     IncidentKind::Separation,
                     "bracelet_phone".to_owned(),
                     since,
                     late,
-                    evidence,
+                    evidence.into(),
                     now,
                     fx,
                 );
             }
-        } else {
-            s.separated_since = None;
-            if let Some(id) = episode {
-                self.clear(&id, t, now, "devices_together", fx);
+            (Compared::Together { at, latest: true }, Some(id)) => {
+                self.clear(&id, at, now, "devices_together", fx);
             }
+            _ => {}
         }
     }
 }

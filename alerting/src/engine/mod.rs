@@ -13,6 +13,7 @@
 mod actions;
 mod device;
 mod effects;
+mod pairing;
 mod timers;
 mod zone;
 
@@ -63,9 +64,8 @@ struct SubjectState {
     last_fix: Timestamp,
     /// Latest position by device time.
     last_position: Option<(Timestamp, Position)>,
-    bracelet_position: Option<EvidenceFix>,
-    phone_position: Option<EvidenceFix>,
-    separated_since: Option<Timestamp>,
+    /// Bracelet and phone positions paired for separation.
+    pairing: pairing::Pairing,
     rules: BTreeMap<IncidentKind, BTreeMap<RuleId, RuleTrack>>,
     /// Active episode per episode kind.
     episodes: BTreeMap<IncidentKind, IncidentId>,
@@ -224,9 +224,7 @@ impl IncidentEngine {
                         last_contact: now,
                         last_fix: now,
                         last_position: None,
-                        bracelet_position: None,
-                        phone_position: None,
-                        separated_since: None,
+                        pairing: pairing::Pairing::default(),
                         rules: BTreeMap::new(),
                         episodes: BTreeMap::new(),
                         incidents: BTreeSet::new(),

@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use geoward_alerting::incident::{Condition, IncidentKind, IncidentState, TimelineEvent};
-use geoward_alerting::signal::{BreachPhase, DeviceEventKind, DeviceKind, RuleKind};
+use geoward_alerting::signal::{BreachPhase, DeviceEventKind, DeviceKind, Position, RuleKind};
 use geoward_alerting::{
     ActionError, Effect, EngineState, IncidentEngine, IncidentId, Policy, Timestamp,
 };
@@ -466,6 +466,63 @@ fn bracelet_phone_separation_needs_distance_beyond_accuracy_for_the_sustain_time
         .apply(&seen(DeviceKind::Phone, T0 + at, Some(near), false), t(at))
         .unwrap();
     assert_eq!(codes(&fx), ["separation:cleared"]);
+}
+
+/// Bracelet fixes each minute arriving on time, phone fixes of the same
+/// minutes arriving `phone_lag(minute)` minutes late (independent
+/// connections), in arrival order; what the engine emitted.
+fn paired_minutes(
+    minutes: i64,
+    bracelet: impl Fn(i64) -> Position,
+    phone: impl Fn(i64) -> Position,
+    phone_lag: impl Fn(i64) -> i64,
+) -> Vec<Effect> {
+    let mut arrivals: Vec<(i64, u8, i64)> = (0..minutes)
+        .flat_map(|m| [(m, 0, m), (m + phone_lag(m), 1, m)])
+        .collect();
+    arrivals.sort();
+    let mut e = engine();
+    let mut all = Vec::new();
+    for (arrive, device, m) in arrivals {
+        let (kind, p) = match device {
+            0 => (DeviceKind::Bracelet, bracelet(m)),
+            _ => (DeviceKind::Phone, phone(m)),
+        };
+        let signal = seen(kind, T0 + m * MIN, Some(p), true);
+        all.extend(e.apply(&signal, t(arrive * MIN)).unwrap());
+    }
+    all
+}
+
+/// The flake CI caught: at home, two phone GPS outliers six minutes apart,
+/// and the phone's messages running three minutes behind in between. Only
+/// the latest positions compared, every comparison in between was skipped
+/// and the two outliers made one "sustained" separation.
+#[test]
+fn outliers_minutes_apart_with_a_lagging_phone_are_not_a_separation() {
+    let home = |m: i64| pos(30.0 + (m % 3) as f64 * 1e-5, 120.0, 10.0);
+    let phone = |m: i64| match m {
+        1 | 7 => pos(30.0027, 120.0, 5.0), // 300 m off
+        _ => home(m + 1),
+    };
+    let lag = |m: i64| match m {
+        0 | 1 => 0,
+        2..=6 => 3,
+        _ => 2,
+    };
+    let all = paired_minutes(12, home, phone, lag);
+    assert!(opened(&all, IncidentKind::Separation).is_empty());
+}
+
+#[test]
+fn a_real_separation_opens_from_its_first_apart_pair_even_with_a_lagging_phone() {
+    let home = pos(30.0, 120.0, 10.0);
+    let away = pos(30.01, 120.0, 10.0); // ~1.1 km north
+    let bracelet = |m: i64| if m >= 3 { away } else { home };
+    let all = paired_minutes(12, bracelet, |_| home, |_| 3);
+    let open = opened(&all, IncidentKind::Separation);
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].header.opened_at, t(3 * MIN));
 }
 
 #[test]
