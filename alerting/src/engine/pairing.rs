@@ -182,6 +182,7 @@ mod tests {
         margin_m: 50.0,
     };
 
+    /// A position `north_m` metres north of a fixed home.
     fn p(north_m: f64, accuracy_m: f64) -> Position {
         Position {
             lat: 30.0 + north_m / 111_195.0,
@@ -190,27 +191,55 @@ mod tests {
         }
     }
 
-    fn ids() -> (DeviceId, DeviceId) {
-        (DeviceId::new("b"), DeviceId::new("p"))
+    /// Feeds one device's fix at `minute`; bracelets are accurate to 10 m,
+    /// phones to 5 m.
+    fn add(pairing: &mut Pairing, kind: DeviceKind, minute: i64, north_m: f64) -> Compared {
+        let (device, accuracy_m) = match kind {
+            DeviceKind::Bracelet => ("b", 10.0),
+            DeviceKind::Phone => ("p", 5.0),
+        };
+        let at = Timestamp(minute * MIN);
+        pairing.add(
+            kind,
+            &DeviceId::new(device),
+            at,
+            p(north_m, accuracy_m),
+            RULE,
+        )
+    }
+
+    fn bracelet(pairing: &mut Pairing, minute: i64, north_m: f64) -> Compared {
+        add(pairing, DeviceKind::Bracelet, minute, north_m)
+    }
+
+    fn phone(pairing: &mut Pairing, minute: i64, north_m: f64) -> Compared {
+        add(pairing, DeviceKind::Phone, minute, north_m)
+    }
+
+    fn apart_since(c: &Compared) -> Option<i64> {
+        match c {
+            Compared::Apart { since, .. } => Some(since.0 / MIN),
+            _ => None,
+        }
+    }
+
+    fn together(minute: i64, latest: bool) -> Compared {
+        Compared::Together {
+            at: Timestamp(minute * MIN),
+            latest,
+        }
     }
 
     #[test]
     fn a_lagging_phone_pairs_with_the_bracelet_fix_of_its_own_time() {
-        let (b, ph) = ids();
         let mut pairing = Pairing::default();
         // The bracelet reports minutes 0..=5 first, at home.
         for m in 0..=5 {
-            pairing.add(
-                DeviceKind::Bracelet,
-                &b,
-                Timestamp(m * MIN),
-                p(0.0, 10.0),
-                RULE,
-            );
+            bracelet(&mut pairing, m, 0.0);
         }
         // The phone's minute-1 fix, arriving late, is an outlier 300 m off:
         // apart from the bracelet's minute-1 fix, not from minute 5.
-        let c = pairing.add(DeviceKind::Phone, &ph, Timestamp(MIN), p(300.0, 5.0), RULE);
+        let c = phone(&mut pairing, 1, 300.0);
         let Compared::Apart {
             since,
             at,
@@ -220,113 +249,42 @@ mod tests {
             panic!("{c:?}")
         };
         assert_eq!((since, at), (Timestamp(MIN), Timestamp(MIN)));
-        assert_eq!(evidence[0].device, b);
+        assert_eq!(evidence[0].device, DeviceId::new("b"));
         assert_eq!(evidence[1].at, Timestamp(MIN));
         // Its minute-2 fix is home again: the run ends.
-        let c = pairing.add(
-            DeviceKind::Phone,
-            &ph,
-            Timestamp(2 * MIN),
-            p(0.0, 5.0),
-            RULE,
-        );
-        assert_eq!(
-            c,
-            Compared::Together {
-                at: Timestamp(2 * MIN),
-                latest: true
-            }
-        );
+        assert_eq!(phone(&mut pairing, 2, 0.0), together(2, true));
         // Another outlier at minute 5 starts a new run, not one from minute 1.
-        let c = pairing.add(
-            DeviceKind::Phone,
-            &ph,
-            Timestamp(5 * MIN),
-            p(300.0, 5.0),
-            RULE,
-        );
-        assert!(matches!(c, Compared::Apart { since, .. } if since == Timestamp(5 * MIN)));
+        assert_eq!(apart_since(&phone(&mut pairing, 5, 300.0)), Some(5));
     }
 
     #[test]
     fn a_late_together_comparison_ends_the_run_but_is_not_the_latest_word() {
-        let (b, ph) = ids();
         let mut pairing = Pairing::default();
-        pairing.add(DeviceKind::Bracelet, &b, Timestamp(0), p(0.0, 10.0), RULE);
-        pairing.add(DeviceKind::Bracelet, &b, Timestamp(MIN), p(0.0, 10.0), RULE);
-        pairing.add(
-            DeviceKind::Bracelet,
-            &b,
-            Timestamp(2 * MIN),
-            p(0.0, 10.0),
-            RULE,
-        );
-        let c = pairing.add(
-            DeviceKind::Phone,
-            &ph,
-            Timestamp(2 * MIN),
-            p(900.0, 5.0),
-            RULE,
-        );
-        assert!(matches!(c, Compared::Apart { .. }));
-        let c = pairing.add(DeviceKind::Phone, &ph, Timestamp(MIN), p(0.0, 5.0), RULE);
-        assert_eq!(
-            c,
-            Compared::Together {
-                at: Timestamp(MIN),
-                latest: false
-            }
-        );
+        for m in 0..=2 {
+            bracelet(&mut pairing, m, 0.0);
+        }
+        assert_eq!(apart_since(&phone(&mut pairing, 2, 900.0)), Some(2));
+        assert_eq!(phone(&mut pairing, 1, 0.0), together(1, false));
         // The run began at minute 2, after that together comparison, so
         // it goes on.
-        let c = pairing.add(
-            DeviceKind::Bracelet,
-            &b,
-            Timestamp(3 * MIN),
-            p(0.0, 10.0),
-            RULE,
-        );
-        assert!(matches!(c, Compared::Apart { since, .. } if since == Timestamp(2 * MIN)));
+        assert_eq!(apart_since(&bracelet(&mut pairing, 3, 0.0)), Some(2));
     }
 
     #[test]
     fn nothing_to_pair_outside_the_window_and_duplicates_change_nothing() {
-        let (b, ph) = ids();
         let mut pairing = Pairing::default();
-        pairing.add(DeviceKind::Bracelet, &b, Timestamp(0), p(0.0, 10.0), RULE);
-        let c = pairing.add(
-            DeviceKind::Phone,
-            &ph,
-            Timestamp(3 * MIN),
-            p(900.0, 5.0),
-            RULE,
-        );
-        assert_eq!(c, Compared::Nothing);
-        let c = pairing.add(
-            DeviceKind::Bracelet,
-            &b,
-            Timestamp(3 * MIN),
-            p(0.0, 10.0),
-            RULE,
-        );
-        assert!(matches!(c, Compared::Apart { .. }));
+        bracelet(&mut pairing, 0, 0.0);
+        assert_eq!(phone(&mut pairing, 3, 900.0), Compared::Nothing);
+        assert_eq!(apart_since(&bracelet(&mut pairing, 3, 0.0)), Some(3));
         let before = pairing.clone();
-        let c = pairing.add(
-            DeviceKind::Bracelet,
-            &b,
-            Timestamp(3 * MIN),
-            p(0.0, 10.0),
-            RULE,
-        );
-        assert_eq!(c, Compared::Nothing);
+        assert_eq!(bracelet(&mut pairing, 3, 0.0), Compared::Nothing);
         assert_eq!(pairing, before);
     }
 
     #[test]
     fn a_trail_keeps_the_newest_fixes_in_order() {
-        let (b, _) = ids();
         let mut trail = Trail {
-            device: b,
+            device: DeviceId::new("b"),
             fixes: VecDeque::new(),
         };
         for m in [5, 1, 9, 3, 7, 2, 8, 4, 6, 0, 10] {
