@@ -7,6 +7,7 @@ mod common;
 
 mod alerting;
 mod api;
+mod broker_log;
 mod connected_devices;
 mod crash;
 mod pg_outage;

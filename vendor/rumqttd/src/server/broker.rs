@@ -14,7 +14,7 @@ use flume::{RecvError, SendError, Sender};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use tracing::{error, field, info, warn, Instrument};
+use tracing::{debug, error, field, info, warn, Instrument};
 use uuid::Uuid;
 
 #[cfg(feature = "websocket")]
@@ -484,6 +484,19 @@ impl Callback for WSCallback {
     }
 }
 
+/// Geoward patch: true when the peer went away before its CONNECT arrived.
+fn closed_before_connect(e: &remote::Error) -> bool {
+    let remote::Error::Network(network::Error::Io(e)) = e else {
+        return false;
+    };
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
 /// A new network connection should wait for a mqtt connect packet. This should be handled
 /// asynchronously to avoid blocking other new connections while this connection is
 /// waiting for mqtt connect packet. Also this honours connection wait time as per config to prevent
@@ -509,6 +522,13 @@ async fn remote<P: Protocol>(
 
     let connect_packet = match mqtt_connect(config, &mut network).await {
         Ok(p) => p,
+        // Geoward patch: a peer that closes before sending CONNECT (a TCP
+        // health check, a port scan, the service's own start-up probe) is
+        // not a broker error; logging it at ERROR buries the real ones.
+        Err(e) if closed_before_connect(&e) => {
+            debug!(error=?e, "Connection closed before an MQTT connect packet");
+            return;
+        }
         Err(e) => {
             error!(error=?e, "Error while handling MQTT connect packet");
             return;
