@@ -176,6 +176,17 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A new window entry with the fix's verdicts (confidence is set when
+    /// the entry is stepped).
+    fn judged(&self, fix: Fix, t: i64, memo: &mut Memo) -> Entry {
+        Entry {
+            fix,
+            t,
+            verdicts: self.c.judge(self.zones, self.th, &fix, fix.time, memo),
+            confident: false,
+        }
+    }
+
     fn cursor(&self, t: i64) -> Cursor {
         Cursor {
             t,
@@ -523,22 +534,13 @@ impl Tracker {
             zones: &self.zones,
             th: &self.thresholds,
         };
+        let horizon = t.max(self.horizon());
         let (Some(base), tip) = (self.base.as_deref(), &mut self.tip) else {
             unreachable!("the checkpoint is set above");
         };
         let tip = tip.get_or_insert_with(|| base.clone());
-        let entry = Entry {
-            fix,
-            t,
-            verdicts: ctx
-                .c
-                .judge(ctx.zones, ctx.th, &fix, fix.time, &mut self.memo),
-            confident: false,
-        };
+        let entry = ctx.judged(fix, t, &mut self.memo);
         let mut evs = Vec::new();
-        let horizon = t
-            .max(self.ends.map_or(t, |(_, (last, _))| last))
-            .max(self.max_now);
         self.stats.replays += 1;
         self.window.insert(pos, entry);
         self.ends = window_ends(&self.window, self.lag);
@@ -569,6 +571,7 @@ impl Tracker {
             zones: &self.zones,
             th: &self.thresholds,
         };
+        let horizon = t.max(self.horizon());
         let tip = match &mut self.tip {
             Some(tip) => tip,
             none => none.insert(
@@ -579,18 +582,8 @@ impl Tracker {
                 .clone(),
             ),
         };
-        let mut entry = Entry {
-            fix,
-            t,
-            verdicts: ctx
-                .c
-                .judge(ctx.zones, ctx.th, &fix, fix.time, &mut self.memo),
-            confident: false,
-        };
+        let mut entry = ctx.judged(fix, t, &mut self.memo);
         let mut evs = Vec::new();
-        let horizon = t
-            .max(self.ends.map_or(t, |(_, (last, _))| last))
-            .max(self.max_now);
         ctx.entry(tip, &mut entry, &mut evs, true);
         self.window.push_back(entry);
         self.ends = Some((self.ends.map_or(t, |(front, _)| front), key));
