@@ -322,13 +322,14 @@ pub(crate) async fn audit(
 
 // ---- offices ----
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Office {
     id: String,
     parent_id: Option<String>,
     name: String,
     kind: String,
 }
+crate::from_row!(Office: id, parent_id, name, kind);
 
 async fn list_offices(State(s): State<AppState>, who: Principal) -> ApiResult<Json<Vec<Office>>> {
     let all: Vec<Office> = with_pool!(&s.store, p => sqlx::query_as(
@@ -366,7 +367,7 @@ async fn create_office(
 
 // ---- subjects ----
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Subject {
     id: String,
     office_id: String,
@@ -377,6 +378,7 @@ struct Subject {
     #[serde(default = "default_interval_s")]
     expected_interval_s: i64,
 }
+crate::from_row!(Subject: id, office_id, name, supervision_level, expected_interval_s);
 
 fn default_interval_s() -> i64 {
     60
@@ -574,7 +576,7 @@ async fn track(
 
 // ---- orders, rules, leave permits, devices, zones ----
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Order {
     id: String,
     legal_basis: String,
@@ -583,6 +585,7 @@ struct Order {
     ends_at: DateTime<Utc>,
     renews_order_id: Option<String>,
 }
+crate::from_row!(Order: id, legal_basis, approver, starts_at, ends_at, renews_order_id);
 
 async fn list_orders(
     State(s): State<AppState>,
@@ -643,13 +646,14 @@ async fn create_order(
     Ok(StatusCode::CREATED)
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Rule {
     id: String,
     kind: String,
     zone_id: String,
     params: String,
 }
+crate::from_row!(Rule: id, kind, zone_id, params);
 
 async fn list_rules(
     State(s): State<AppState>,
@@ -684,7 +688,7 @@ async fn create_rule(
     Ok(StatusCode::CREATED)
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Leave {
     id: String,
     destination_zone_id: Option<String>,
@@ -693,6 +697,7 @@ struct Leave {
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
 }
+crate::from_row!(Leave: id, destination_zone_id, suspends_rule_id, approver, starts_at, ends_at);
 
 async fn list_leaves(
     State(s): State<AppState>,
@@ -734,11 +739,12 @@ async fn create_leave(
     Ok(StatusCode::CREATED)
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 struct DeviceInfo {
     id: String,
     kind: String,
 }
+crate::from_row!(DeviceInfo: id, kind);
 
 async fn list_devices(
     State(s): State<AppState>,
@@ -791,7 +797,7 @@ async fn create_device(
     ))
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Zone {
     id: String,
     office_id: String,
@@ -799,6 +805,7 @@ struct Zone {
     kind: String,
     geojson: String,
 }
+crate::from_row!(Zone: id, office_id, name, kind, geojson);
 
 async fn list_zones(State(s): State<AppState>, who: Principal) -> ApiResult<Json<Vec<Zone>>> {
     let all: Vec<Zone> = with_pool!(&s.store, p => sqlx::query_as(

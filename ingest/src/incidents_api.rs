@@ -331,7 +331,7 @@ async fn feed(
 
 // ---- delivery targets ----
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Target {
     id: String,
     /// `webhook` or `mqtt`.
@@ -344,6 +344,7 @@ struct Target {
     #[serde(default, skip_serializing)]
     secret: Option<String>,
 }
+crate::from_row!(Target: id, kind, role, url, secret);
 
 async fn list_targets(
     State(s): State<AppState>,

@@ -24,7 +24,7 @@ use crate::store::{Store, Ts};
 use crate::with_pool;
 
 /// One zone row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneRow {
     /// Zone id.
     pub id: String,
@@ -33,6 +33,7 @@ pub struct ZoneRow {
     /// The stored GeoJSON.
     pub geojson: String,
 }
+crate::from_row!(ZoneRow: id, kind, geojson);
 
 /// A subject the engines watch.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@
 //! transaction commits may the pipeline acknowledge it.
 
 pub mod alerts;
+mod migrations;
 mod postgres;
 mod sqlite;
 
@@ -186,11 +187,11 @@ impl Store {
     /// Runs the embedded migrations of the backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Store::Sqlite(p) => sqlx::migrate!("./migrations/sqlite")
+            Store::Sqlite(p) => migrations::sqlite()
                 .run(p)
                 .await
                 .context("sqlite migrations")?,
-            Store::Postgres(p) => sqlx::migrate!("./migrations/postgres")
+            Store::Postgres(p) => migrations::postgres()
                 .run(p)
                 .await
                 .context("postgres migrations")?,
@@ -300,6 +301,25 @@ macro_rules! with_pool {
         match $store {
             $crate::store::Store::Sqlite($p) => $body,
             $crate::store::Store::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Implements `sqlx::FromRow` for both backends' rows, reading each named field
+/// from the column of the same name: what `#[derive(sqlx::FromRow)]` does,
+/// without sqlx's `macros` feature (see `store/migrations.rs` for why).
+#[macro_export]
+macro_rules! from_row {
+    ($ty:ident: $($field:ident),+ $(,)?) => {
+        $crate::from_row!(@row sqlx::sqlite::SqliteRow, $ty: $($field),+);
+        $crate::from_row!(@row sqlx::postgres::PgRow, $ty: $($field),+);
+    };
+    (@row $row:ty, $ty:ident: $($field:ident),+) => {
+        impl<'r> sqlx::FromRow<'r, $row> for $ty {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                use sqlx::Row as _;
+                Ok(Self { $($field: row.try_get(stringify!($field))?),+ })
+            }
         }
     };
 }
