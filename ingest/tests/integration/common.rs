@@ -213,19 +213,23 @@ pub struct Device {
 }
 
 impl Device {
-    /// Connects as `creds` (client id = username = device id).
+    /// Connects as `creds` (client id = username = device id). Like a real
+    /// device, it tries again (twice, 200 ms apart) if its first connection
+    /// attempt fails; each failure is printed with its cause.
     pub async fn connect(port: u16, creds: &IssuedCredentials) -> Device {
-        Self::connect_as(
+        Self::open(
             port,
             &creds.device_id,
             &creds.device_id,
             &creds.password,
             &creds.payload_key,
+            2,
         )
         .await
     }
 
-    /// Connects with explicit identity (for impostor tests).
+    /// Connects with explicit identity (for impostor tests): one attempt,
+    /// so a refused login stays refused.
     pub async fn connect_as(
         port: u16,
         client_id: &str,
@@ -233,18 +237,31 @@ impl Device {
         password: &str,
         key_hex: &str,
     ) -> Device {
+        Self::open(port, client_id, user, password, key_hex, 0).await
+    }
+
+    async fn open(
+        port: u16,
+        client_id: &str,
+        user: &str,
+        password: &str,
+        key_hex: &str,
+        retries: u32,
+    ) -> Device {
         let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
         opts.set_credentials(user, password);
         opts.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(opts, 100);
         let (ack_tx, acks) = tokio::sync::watch::channel(0u64);
         let (conn_tx, connected) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx));
         let id = DeviceId::new(user).unwrap();
+        // Queued before the event loop starts: it goes out once connected, and
+        // a connection that fails at once cannot close the queue under it.
         client
             .subscribe(format!("geoward/v1/dev/{user}/down"), QoS::AtLeastOnce)
             .await
             .unwrap();
+        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx, user.to_owned(), retries));
         Device {
             id,
             key: hex::decode(key_hex).unwrap(),
@@ -327,14 +344,20 @@ pub fn sealed_fix(device: &DeviceId, key: &[u8], seq: u64) -> Vec<u8> {
     .unwrap()
 }
 
+/// Polls a device's event loop until its connection fails; a failure before
+/// the first CONNACK is retried up to `retries` times.
 async fn drive(
     mut eventloop: EventLoop,
     acks: tokio::sync::watch::Sender<u64>,
     connected: tokio::sync::watch::Sender<bool>,
+    device: String,
+    mut retries: u32,
 ) {
+    let mut accepted = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                accepted = true;
                 let _ = connected.send(true);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -346,6 +369,11 @@ async fn drive(
                 }
             }
             Ok(_) => {}
+            Err(e) if !accepted && retries > 0 => {
+                retries -= 1;
+                eprintln!("device {device}: connection attempt failed ({e:?}), trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             Err(_) => {
                 let _ = connected.send(false);
                 return;
@@ -620,8 +648,8 @@ impl Device {
         let (client, eventloop) = AsyncClient::new(opts, 100);
         let (ack_tx, acks) = tokio::sync::watch::channel(0u64);
         let (conn_tx, connected) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx));
         let id = DeviceId::new(&creds.device_id).unwrap();
+        // Queued before the event loop starts (see `Device::open`).
         client
             .subscribe(
                 format!("/tenants/{tenant}/geoward/v1/dev/{id}/down"),
@@ -629,6 +657,7 @@ impl Device {
             )
             .await
             .unwrap();
+        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx, id.to_string(), 0));
         Device {
             id,
             key: hex::decode(&creds.payload_key).unwrap(),
