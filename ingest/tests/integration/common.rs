@@ -214,8 +214,8 @@ pub struct Device {
 
 impl Device {
     /// Connects as `creds` (client id = username = device id). Like a real
-    /// device, it tries again (twice, 200 ms apart) if its first connection
-    /// attempt fails; each failure is printed with its cause.
+    /// device, it tries again (at most twice) if its first connection attempt
+    /// fails; each failure is printed with its cause.
     pub async fn connect(port: u16, creds: &IssuedCredentials) -> Device {
         Self::open(
             port,
@@ -372,7 +372,6 @@ async fn drive(
             Err(e) if !accepted && retries > 0 => {
                 retries -= 1;
                 eprintln!("device {device}: connection attempt failed ({e:?}), trying again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(_) => {
                 let _ = connected.send(false);
