@@ -392,7 +392,7 @@ impl CellGrid {
 /// vertices and points on edges.
 #[cfg(test)]
 mod tests {
-    use geo::{Contains, Coord, Intersects, LineString, Point, Polygon};
+    use geo::{Contains, Coord, Intersects, LineString, Point, Polygon, Validation};
     use proptest::prelude::*;
 
     use crate::bands::{BandIndex, PartRelation};
@@ -442,13 +442,20 @@ mod tests {
         if shell.len() < 4 {
             return None;
         }
-        let mut rings: Vec<&[Coord<f64>]> = vec![&shell];
-        rings.extend(holes.iter().map(Vec::as_slice));
-        let index = BandIndex::new(&rings);
         let poly = Polygon::new(
             LineString::from(shell.clone()),
             holes.iter().cloned().map(LineString::from).collect(),
         );
+        // Rounding to a coarse quantum can fold a ring or push the hole
+        // across the shell. geo's answer, the oracle here, is undefined for
+        // an invalid polygon (the index applies the even-odd rule), so such
+        // cases compare nothing.
+        if !poly.is_valid() {
+            return None;
+        }
+        let mut rings: Vec<&[Coord<f64>]> = vec![&shell];
+        rings.extend(holes.iter().map(Vec::as_slice));
+        let index = BandIndex::new(&rings);
         Some(Case { poly, index })
     }
 
