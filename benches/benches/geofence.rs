@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use geo::{Contains, Point};
-use geoward_benches::shared_data;
+use geoward_benches::{Rng, rss_bytes, shared_data};
 use geoward_geofence::chrono::{DateTime, Duration, Utc};
 use geoward_geofence::geodesy::distance_m;
 use geoward_geofence::{
@@ -25,35 +25,6 @@ const SUBJECTS: usize = 100_000;
 const POINTS: usize = 10_000;
 /// Subjects in the hot-cache variant (their state stays in cache).
 const HOT: usize = 1_000;
-
-/// SplitMix64: tiny, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Resident set size in bytes (Linux), to measure what a build really holds.
-fn rss_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<usize>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
 
 fn national() -> (ZoneSet, Vec<Zone>) {
     let path = shared_data().join("zones/china-counties.geojson.gz");

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
+use geoward_benches::Rng;
 use geoward_ingest::config::StorageConfig;
 use geoward_ingest::metrics::Metrics;
 use geoward_ingest::pipeline::decode::Decoder;
@@ -52,31 +53,6 @@ const CENTRE: (f64, f64) = (34.7466, 113.6254);
 const MAX_PENDING: usize = 4_096;
 /// Largest store-and-forward upload a device sends in one message.
 const MAX_UPLOAD: usize = 100;
-
-/// SplitMix64: tiny, seeded, reproducible across crate versions.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
 
 /// One simulated bracelet.
 struct Device {
