@@ -326,6 +326,17 @@ impl Ctx<'_> {
     }
 }
 
+/// Grows a full window's buffer by an eighth instead of letting it double:
+/// a window slides at a steady length (360 fixes for 6 h at one a minute,
+/// plus up to [`PRUNE_BATCH`] pruned), and doubling would leave up to half
+/// of each subject's largest allocation unused for good. The few extra
+/// moves happen while the window first fills.
+fn make_room(window: &mut VecDeque<Entry>) {
+    if window.len() == window.capacity() {
+        window.reserve_exact((window.len() / 8).max(8));
+    }
+}
+
 /// The front time and back key of a window's live part (from `lag` on).
 fn window_ends(window: &VecDeque<Entry>, lag: usize) -> Option<(i64, (i64, u64))> {
     Some((
@@ -542,6 +553,7 @@ impl Tracker {
         let entry = ctx.judged(fix, t, &mut self.memo);
         let mut evs = Vec::new();
         self.stats.replays += 1;
+        make_room(&mut self.window);
         self.window.insert(pos, entry);
         self.ends = window_ends(&self.window, self.lag);
         let mut cur = base.clone();
@@ -585,6 +597,7 @@ impl Tracker {
         let mut entry = ctx.judged(fix, t, &mut self.memo);
         let mut evs = Vec::new();
         ctx.entry(tip, &mut entry, &mut evs, true);
+        make_room(&mut self.window);
         self.window.push_back(entry);
         self.ends = Some((self.ends.map_or(t, |(front, _)| front), key));
         ctx.run_deadlines(tip, horizon, &mut evs);
@@ -991,9 +1004,17 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Duration};
     use proptest::prelude::*;
 
-    use super::Pos;
+    use super::{PRUNE_BATCH, Pos, Tracker};
+    use crate::fix::{Fix, Source};
+    use crate::rules::SubjectRules;
+    use crate::thresholds::Thresholds;
+    use crate::zone::{Zone, ZoneId, ZoneKind};
+    use crate::zone_set::ZoneSet;
 
     proptest! {
         /// The trigonometry-free bounds never change a reachability answer:
@@ -1044,5 +1065,51 @@ mod tests {
         };
         assert!(a.reachable(&near, 5.0) && a.reachable_exact(&near, 5.0));
         assert!(!a.reachable(&far, 100.0) && !a.reachable_exact(&far, 100.0));
+    }
+
+    /// Nine hours at one fix a minute with the default 6 h window: the
+    /// window's buffer ends within an eighth (plus one step) of the most
+    /// entries it ever held, where doubling would leave it at 512.
+    #[test]
+    fn a_sliding_window_keeps_a_tight_buffer() {
+        let zones = Arc::new(
+            ZoneSet::build(vec![Zone::circle(
+                "x",
+                ZoneKind::Exclusion,
+                116.0,
+                40.0,
+                100.0,
+            )])
+            .0,
+        );
+        let rules = SubjectRules {
+            exclusions: vec![ZoneId::new("x")],
+            ..SubjectRules::default()
+        };
+        let mut t = Tracker::new("s".into(), rules, zones, Arc::new(Thresholds::default()))
+            .expect("rules resolve");
+        let t0 = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
+            .expect("time")
+            .to_utc();
+        let mut most = 0;
+        for m in 0..9 * 60 {
+            let fix = Fix {
+                time: t0 + Duration::minutes(m),
+                lon: 116.01,
+                lat: 40.0,
+                accuracy_m: 10.0,
+                source: Source::Gnss,
+                device_seq: m as u64,
+            };
+            t.observe(fix, fix.time).expect("valid fix");
+            most = most.max(t.window.len());
+        }
+        // 6 h of fixes plus up to a batch pruned only logically.
+        assert!((361..=361 + PRUNE_BATCH).contains(&most), "{most}");
+        assert!(
+            t.window.capacity() <= most + most / 8 + 8,
+            "{}",
+            t.window.capacity()
+        );
     }
 }
