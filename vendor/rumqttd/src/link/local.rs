@@ -346,7 +346,8 @@ impl LinkRx {
             router_tx,
             router_rx,
             send_buffer: outgoing_data_buffer,
-            cache: VecDeque::with_capacity(100),
+            // Geoward patch: grow on demand (GEOWARD-PATCH.md, "Per-connection memory").
+            cache: VecDeque::new(),
         }
     }
 

@@ -122,7 +122,8 @@ impl<P: Protocol> RemoteLink<P> {
             network,
             link_tx,
             link_rx,
-            notifications: VecDeque::with_capacity(100),
+            // Geoward patch: grow on demand (GEOWARD-PATCH.md, "Per-connection memory").
+            notifications: VecDeque::new(),
             will_delay_interval,
         })
     }

@@ -380,8 +380,9 @@ impl AckLog {
     /// New log
     pub fn new() -> AckLog {
         AckLog {
-            committed: VecDeque::with_capacity(100),
-            recorded: VecDeque::with_capacity(100),
+            // Geoward patch: grow on demand (GEOWARD-PATCH.md, "Per-connection memory").
+            committed: VecDeque::new(),
+            recorded: VecDeque::new(),
         }
     }
 
