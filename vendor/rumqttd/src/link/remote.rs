@@ -286,6 +286,8 @@ mod tests {
             auth: None,
             external_auth: None,
             dynamic_filters: false,
+            // Geoward patch: the new setting (no checks).
+            topic_acl: None,
         }
     }
 

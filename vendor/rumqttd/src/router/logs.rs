@@ -3,7 +3,7 @@ use slab::Slab;
 use tracing::{info, trace};
 
 use crate::protocol::{
-    matches, ConnAck, ConnAckProperties, PingResp, PubAck, PubComp, PubRec, PubRel, Publish,
+    has_wildcards, matches, ConnAck, ConnAckProperties, PingResp, PubAck, PubComp, PubRec, PubRel, Publish,
     PublishProperties, SubAck, UnsubAck,
 };
 use crate::router::{DataRequest, FilterIdx, SubscriptionMeter, Waiters};
@@ -61,6 +61,13 @@ pub struct DataLog {
     retained_publishes: HashMap<Topic, PublishData>,
     /// List of filters associated with a topic
     publish_filters: HashMap<Topic, Vec<FilterIdx>>,
+    /// Geoward patch: the filters with wildcards. A filter without them
+    /// matches only the topic spelled the same, so a new topic or filter is
+    /// matched against these and one exact lookup instead of every filter
+    /// or topic, which made connecting n devices (each with its own uplink
+    /// topic and downlink filter) cost O(n²) (GEOWARD-PATCH.md, "Topic
+    /// matching").
+    wildcard_filters: Vec<(Filter, FilterIdx)>,
 }
 
 impl DataLog {
@@ -69,6 +76,7 @@ impl DataLog {
         let mut filter_indexes = HashMap::new();
         let retained_publishes = HashMap::new();
         let publish_filters = HashMap::new();
+        let mut wildcard_filters = Vec::new();
 
         if let Some(warmup_filters) = config.initialized_filters.clone() {
             for filter in warmup_filters {
@@ -77,6 +85,9 @@ impl DataLog {
                 // Add commitlog to datalog and add datalog index to filter to
                 // datalog index map
                 let idx = native.insert(data);
+                if has_wildcards(&filter) {
+                    wildcard_filters.push((filter.clone(), idx));
+                }
                 filter_indexes.insert(filter, idx);
             }
         }
@@ -87,6 +98,7 @@ impl DataLog {
             publish_filters,
             filter_indexes,
             retained_publishes,
+            wildcard_filters,
         })
     }
 
@@ -128,11 +140,21 @@ impl DataLog {
         match &self.publish_filters.get(topic) {
             Some(v) => Some(v.to_vec()),
             None => {
-                let v: Vec<usize> = self
+                // Geoward patch: the filter spelled like the topic, if any,
+                // then the wildcard filters (see `wildcard_filters`).
+                let exact = self
                     .filter_indexes
-                    .iter()
-                    .filter(|(filter, _)| matches(topic, filter))
-                    .map(|(_, filter_idx)| *filter_idx)
+                    .get(topic)
+                    .filter(|_| !has_wildcards(topic) && matches(topic, topic))
+                    .copied();
+                let v: Vec<usize> = exact
+                    .into_iter()
+                    .chain(
+                        self.wildcard_filters
+                            .iter()
+                            .filter(|(filter, _)| matches(topic, filter))
+                            .map(|(_, filter_idx)| *filter_idx),
+                    )
                     .collect();
 
                 if !v.is_empty() {
@@ -159,8 +181,17 @@ impl DataLog {
                 self.filter_indexes.insert(filter.to_owned(), idx);
 
                 // Match new filter to existing topics and add to publish_filters if it matches
-                for (topic, filters) in publish_filters.iter_mut() {
-                    if matches(topic, filter) {
+                // Geoward patch: a filter without wildcards can only match
+                // the topic spelled the same (see `wildcard_filters`).
+                if has_wildcards(filter) {
+                    self.wildcard_filters.push((filter.to_owned(), idx));
+                    for (topic, filters) in publish_filters.iter_mut() {
+                        if matches(topic, filter) {
+                            filters.push(idx);
+                        }
+                    }
+                } else if let Some(filters) = publish_filters.get_mut(filter) {
+                    if matches(filter, filter) {
                         filters.push(idx);
                     }
                 }
@@ -457,6 +488,56 @@ mod test {
         data.next_native_offset("topic/+");
 
         assert_eq!(data.publish_filters.get("topic/a").unwrap().len(), 2);
+    }
+
+    /// Geoward patch: the indexed matching gives every topic exactly the
+    /// filters a scan of all filters with `matches` gives, whichever of
+    /// topics and filters come first.
+    #[test]
+    fn indexed_matching_equals_a_full_scan() {
+        use crate::protocol::matches;
+        let config = RouterConfig {
+            max_segment_size: 1024,
+            max_connections: 10,
+            max_segment_count: 10,
+            max_outgoing_packet_count: 1024,
+            custom_segment: None,
+            initialized_filters: Some(vec!["warm/+".to_owned()]),
+            shared_subscriptions_strategy: Strategy::RoundRobin,
+        };
+        let filters = [
+            "a/b", "a/+", "a/#", "#", "+/b", "a/b/c", "a/b/", "$SYS/x", "$SYS/#", "+", "warm/x",
+            "d1/up", "d2/up", "+/up", "d1/down",
+        ];
+        let topics = [
+            "a/b", "a/c", "a/b/c", "a/b/", "a", "$SYS/x", "warm/x", "d1/up", "d2/up", "d1/down",
+            "x/b", "b",
+        ];
+        // Interleave: filters and topics arrive in both orders.
+        for split in 0..=filters.len() {
+            let mut data = DataLog::new(config.clone()).unwrap();
+            for f in &filters[..split] {
+                data.next_native_offset(f);
+            }
+            for t in &topics {
+                data.matches(t);
+            }
+            for f in &filters[split..] {
+                data.next_native_offset(f);
+            }
+            for t in &topics {
+                let mut got = data.matches(t).unwrap();
+                got.sort_unstable();
+                let mut want: Vec<usize> = data
+                    .filter_indexes
+                    .iter()
+                    .filter(|(f, _)| matches(t, f))
+                    .map(|(_, i)| *i)
+                    .collect();
+                want.sort_unstable();
+                assert_eq!(got, want, "topic {t} after {split} filters first");
+            }
+        }
     }
 
     #[test]
