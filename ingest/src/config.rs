@@ -150,6 +150,10 @@ pub struct StorageConfig {
     pub batch_max_rows: usize,
     /// ...or when its oldest message has waited this long, in milliseconds.
     pub batch_max_delay_ms: u64,
+    /// Batches committing at the same time on PostgreSQL, each on its own
+    /// connection; every device always commits through the same one. SQLite has
+    /// one writer and always uses one.
+    pub commit_workers: usize,
     /// Connections in the database pool.
     pub pool_max_connections: u32,
     /// Raw fixes and evidence older than this are dropped by maintenance, in days.
@@ -210,6 +214,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("geoward-data"),
             batch_max_rows: 5_000,
             batch_max_delay_ms: 10,
+            commit_workers: 2,
             pool_max_connections: 8,
             retention_days: 365,
             partition_interval_days: 7,
@@ -278,6 +283,14 @@ impl Config {
         if self.storage.batch_max_rows == 0 {
             bail!("storage.batch_max_rows must be at least 1");
         }
+        if self.storage.commit_workers == 0
+            || self.storage.commit_workers as u64 >= u64::from(self.storage.pool_max_connections)
+        {
+            bail!(
+                "storage.commit_workers must be at least 1 and below storage.pool_max_connections ({}): the API and the alerting engine need connections too",
+                self.storage.pool_max_connections
+            );
+        }
         if self.pipeline.queue_capacity == 0 {
             bail!("pipeline.queue_capacity must be at least 1");
         }
@@ -340,6 +353,18 @@ mod tests {
     fn generated_default_parses_and_equals_default() {
         let parsed = Config::load(DEFAULT_CONFIG_TOML, no_env()).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn commit_workers_must_leave_pool_connections_for_the_rest() {
+        for (workers, ok) in [(0, false), (1, true), (7, true), (8, false), (9, false)] {
+            let text = format!("[storage]\ncommit_workers = {workers}\npool_max_connections = 8\n");
+            let got = Config::load(&text, no_env());
+            assert_eq!(got.is_ok(), ok, "{workers} workers: {got:?}");
+            if let Err(e) = got {
+                assert!(format!("{e:#}").contains("storage.commit_workers"), "{e:#}");
+            }
+        }
     }
 
     #[test]

@@ -98,27 +98,37 @@ pub async fn run(
         handles.alerts_tx,
         stop.clone(),
     ));
-    let (tx, rx) = mpsc::channel(config.pipeline.queue_capacity);
+    // SQLite has one writer: parallel commits would only wait for each other.
+    let workers = match store {
+        Store::Sqlite(_) => 1,
+        Store::Postgres(_) => config.storage.commit_workers,
+    };
+    let link_tx = Arc::new(std::sync::Mutex::new(handles.link_tx));
+    let mut batchers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = mpsc::channel((config.pipeline.queue_capacity / workers).max(1));
+        batchers.push(tx);
+        tracker.spawn(pipeline::run_batcher(
+            rx,
+            store.clone(),
+            link_tx.clone(),
+            metrics.clone(),
+            PipelineSettings {
+                queue_capacity: config.pipeline.queue_capacity,
+                batch_max_rows: config.storage.batch_max_rows,
+                batch_max_delay: Duration::from_millis(config.storage.batch_max_delay_ms),
+                max_pending_per_device: config.pipeline.max_pending_sequences_per_device,
+            },
+            Some(monitor.tx.clone()),
+            abort.clone(),
+        ));
+    }
     tracker.spawn(pipeline::run_reader(
         handles.link_rx,
-        tx,
+        batchers,
         decoder,
         metrics.clone(),
         stop.clone(),
-    ));
-    tracker.spawn(pipeline::run_batcher(
-        rx,
-        store.clone(),
-        handles.link_tx,
-        metrics.clone(),
-        PipelineSettings {
-            queue_capacity: config.pipeline.queue_capacity,
-            batch_max_rows: config.storage.batch_max_rows,
-            batch_max_delay: Duration::from_millis(config.storage.batch_max_delay_ms),
-            max_pending_per_device: config.pipeline.max_pending_sequences_per_device,
-        },
-        Some(monitor.tx.clone()),
-        abort.clone(),
     ));
     tracker.spawn(maintenance(
         store.clone(),

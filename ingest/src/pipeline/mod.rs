@@ -1,6 +1,11 @@
 //! The ingest pipeline: broker local link → decode and verify → bounded queue →
 //! batcher (dedupe, evidence chain, one transaction) → durable acks.
 //!
+//! Several batchers may commit in parallel (`storage.commit_workers`): each device
+//! always goes to the same one, so its dedupe state, evidence chain and acks stay in
+//! one place and in order, while batches of different devices overlap their
+//! commits.
+//!
 //! Backpressure, not loss: the queue between the reader and the batcher is bounded.
 //! When storage is slow the batcher stops draining it, the reader stops reading from
 //! the broker, and no acks go out. The broker keeps what it has in its in-memory log;
@@ -12,7 +17,8 @@ pub mod decode;
 pub mod plan;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttd::Notification;
@@ -38,12 +44,20 @@ pub struct PipelineSettings {
     pub max_pending_per_device: usize,
 }
 
+/// The batcher of `device` among `workers`: the same for every message of a device,
+/// in every run (a fixed-key hash, so a restart does not move devices around).
+pub fn worker_of(device: &str, workers: usize) -> usize {
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(device);
+    (hash % workers.max(1) as u64) as usize
+}
+
 /// Reads uplinks from the broker's local link until `stop` fires, decodes them and
-/// queues them for the batcher. Returns when stopped or when the broker is gone;
-/// dropping `tx` on return lets the batcher drain and finish.
+/// queues each for its device's batcher ([`worker_of`]). Returns when stopped or
+/// when the broker is gone; dropping the senders on return lets the batchers drain
+/// and finish.
 pub async fn run_reader(
     mut link_rx: LinkRx,
-    tx: mpsc::Sender<Accepted>,
+    batchers: Vec<mpsc::Sender<Accepted>>,
     decoder: Arc<Decoder>,
     metrics: Metrics,
     stop: CancellationToken,
@@ -98,6 +112,7 @@ pub async fn run_reader(
                     .with_label_values(&[accepted.1])
                     .inc();
                 depth.inc();
+                let tx = &batchers[worker_of(&accepted.0.device_id, batchers.len())];
                 if tx.send(accepted.0).await.is_err() {
                     break;
                 }
@@ -110,11 +125,13 @@ pub async fn run_reader(
 }
 
 /// Batches queued messages, commits them and publishes acks, until the queue closes
-/// (the reader stopped) and everything in it is committed, or `abort` fires.
+/// (the reader stopped) and everything in it is committed, or `abort` fires. The
+/// broker link is shared with the other batchers; each holds it only to publish one
+/// batch's acks.
 pub async fn run_batcher(
     mut rx: mpsc::Receiver<Accepted>,
     store: Store,
-    mut link_tx: LinkTx,
+    link_tx: Arc<Mutex<LinkTx>>,
     metrics: Metrics,
     settings: PipelineSettings,
     monitor: Option<mpsc::Sender<crate::monitor::Input>>,
@@ -209,11 +226,16 @@ pub async fn run_batcher(
                 .set((chrono::Utc::now() - oldest).num_milliseconds().max(0));
         }
         tracks.extend(plan.tracks);
-        for (topic, seq) in plan.acks {
-            let payload = decode::encode_ack(seq);
-            match link_tx.publish(topic, payload) {
-                Ok(_) => metrics.acks_sent.inc(),
-                Err(e) => tracing::warn!(error = %e, "publishing ack failed"),
+        if !plan.acks.is_empty() {
+            // A batcher that panicked while holding the link left nothing half
+            // published (one publish is one call): the link is still usable.
+            let mut link = link_tx.lock().unwrap_or_else(|p| p.into_inner());
+            for (topic, seq) in plan.acks {
+                let payload = decode::encode_ack(seq);
+                match link.publish(topic, payload) {
+                    Ok(_) => metrics.acks_sent.inc(),
+                    Err(e) => tracing::warn!(error = %e, "publishing ack failed"),
+                }
             }
         }
         // Only what is durable is judged: every incident's evidence is stored.
@@ -280,5 +302,28 @@ async fn wait_or_abort(abort: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         _ = abort.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_of;
+
+    #[test]
+    fn a_device_always_has_the_same_worker_and_devices_spread() {
+        let mut per_worker = [0usize; 4];
+        for i in 0..4000 {
+            let id = format!("dev{i}");
+            let w = worker_of(&id, 4);
+            assert_eq!(w, worker_of(&id, 4), "{id}");
+            per_worker[w] += 1;
+        }
+        // 1000 expected each; a broken hash piles them up.
+        assert!(
+            per_worker.iter().all(|n| (800..1200).contains(n)),
+            "{per_worker:?}"
+        );
+        assert_eq!(worker_of("dev1", 1), 0);
+        assert_eq!(worker_of("dev1", 0), 0, "no workers is treated as one");
     }
 }
