@@ -24,6 +24,15 @@
 //! So a plain county file imports as permitted zones valid forever.
 //! A feature that cannot be used is reported with its defect and skipped;
 //! the rest still import. Only a document that is not GeoJSON at all fails.
+//!
+//! Ring topology is not checked: a ring that touches or crosses itself, or
+//! a hole that crosses its shell, is accepted and judged by the even-odd
+//! rule (a point is inside when a ray from it crosses the rings an odd
+//! number of times), which the cell grids and the edge scan both apply.
+//! Rejecting such zones is not an option with real data: `geo`'s
+//! `Validation` flags 1,468 of the 3,252 national county features and 11
+//! of Zhengzhou's 12 districts, mostly rings that touch themselves at a
+//! point where the source's coordinate rounding folded a narrow strip.
 
 use chrono::{DateTime, Utc};
 use geo::{Coord, LineString, MultiPolygon, Polygon};
