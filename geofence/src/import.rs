@@ -31,7 +31,7 @@
 //! number of times), which the cell grids and the edge scan both apply.
 //! Rejecting such zones is not an option with real data: `geo`'s
 //! `Validation` flags 1,468 of the 3,252 national county features and 11
-//! of Zhengzhou's 12 districts (every Zhengzhou one: "exterior ring has a
+//! of Zhengzhou's 12 districts (the eight looked at: "exterior ring has a
 //! self-intersection"), and those counties must still be usable.
 
 use chrono::{DateTime, Utc};
