@@ -129,8 +129,9 @@ pub struct TlsListenerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// Capacity of the queue between decoding and the storage batcher, in messages.
-    /// When it is full the pipeline stops reading from the broker (backpressure).
+    /// Capacity of the queues between decoding and the storage batchers, in messages,
+    /// split evenly among the commit workers. When a device's queue is full the
+    /// pipeline stops reading from the broker (backpressure).
     pub queue_capacity: usize,
     /// Highest sequence numbers remembered above the ack watermark per device for
     /// duplicate detection; beyond it, a device's gap is treated as lost and acked over.

@@ -104,8 +104,14 @@ pub async fn run(
         Store::Postgres(_) => config.storage.commit_workers,
     };
     let link_tx = Arc::new(std::sync::Mutex::new(handles.link_tx));
+    let settings = PipelineSettings {
+        batch_max_rows: config.storage.batch_max_rows,
+        batch_max_delay: Duration::from_millis(config.storage.batch_max_delay_ms),
+        max_pending_per_device: config.pipeline.max_pending_sequences_per_device,
+    };
     let mut batchers = Vec::with_capacity(workers);
     for _ in 0..workers {
+        // The configured capacity is the pipeline's, shared by its workers.
         let (tx, rx) = mpsc::channel((config.pipeline.queue_capacity / workers).max(1));
         batchers.push(tx);
         tracker.spawn(pipeline::run_batcher(
@@ -113,12 +119,7 @@ pub async fn run(
             store.clone(),
             link_tx.clone(),
             metrics.clone(),
-            PipelineSettings {
-                queue_capacity: config.pipeline.queue_capacity,
-                batch_max_rows: config.storage.batch_max_rows,
-                batch_max_delay: Duration::from_millis(config.storage.batch_max_delay_ms),
-                max_pending_per_device: config.pipeline.max_pending_sequences_per_device,
-            },
+            settings.clone(),
             Some(monitor.tx.clone()),
             abort.clone(),
         ));

@@ -34,8 +34,6 @@ use plan::{Accepted, DeviceTrack};
 /// Pipeline tuning, from the configuration.
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
-    /// Queue capacity between reader and batcher.
-    pub queue_capacity: usize,
     /// Rows that close a batch.
     pub batch_max_rows: usize,
     /// Age of the oldest message that closes a batch.
@@ -44,8 +42,9 @@ pub struct PipelineSettings {
     pub max_pending_per_device: usize,
 }
 
-/// The batcher of `device` among `workers`: the same for every message of a device,
-/// in every run (a fixed-key hash, so a restart does not move devices around).
+/// The batcher of `device` among `workers`: the same for every message of a device
+/// while the service runs. (Across restarts it need not be: a batcher loads the
+/// state of a device it has not seen from storage.)
 pub fn worker_of(device: &str, workers: usize) -> usize {
     let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(device);
     (hash % workers.max(1) as u64) as usize
