@@ -232,38 +232,6 @@ impl BandIndex {
         (best <= max_m).then_some(best)
     }
 
-    /// Whether some boundary edge lies within `max_m` metres of the point:
-    /// [`BandIndex::boundary_distance_m`]`.is_some()`, stopping at the first
-    /// such edge. `frame` must be centred on (`x`, `y`).
-    pub(crate) fn near_boundary(&self, frame: &LocalFrame, x: f64, y: f64, max_m: f64) -> bool {
-        if self.grid.distance_lower_bound_m(frame.kx(), x, y) > max_m {
-            return false;
-        }
-        self.near_boundary_by_edges(frame, x, y, max_m)
-    }
-
-    /// How a circle of `max_m` metres around the point lies relative to the
-    /// part: [`BandIndex::near_boundary`], then [`BandIndex::contains`],
-    /// with one cell lookup when the cell settles both.
-    pub(crate) fn relate(&self, frame: &LocalFrame, x: f64, y: f64, max_m: f64) -> PartRelation {
-        if let CellClass::Free { inside, free_cells } = self.grid.class(x, y)
-            && self.grid.free_cells_m(frame.kx(), free_cells) > max_m
-        {
-            return if inside {
-                PartRelation::Inside
-            } else {
-                PartRelation::Outside
-            };
-        }
-        if self.near_boundary(frame, x, y, max_m) {
-            PartRelation::Near
-        } else if self.contains(x, y) {
-            PartRelation::Inside
-        } else {
-            PartRelation::Outside
-        }
-    }
-
     /// [`BandIndex::contains`] for every point of a rectangle, when the
     /// cell grid alone tells (see [`CellGrid::summarize`]).
     pub(crate) fn contains_all_or_none(&self, rect: [f64; 4]) -> Option<bool> {
@@ -285,25 +253,39 @@ impl BandIndex {
         }
     }
 
-    /// [`BandIndex::near_boundary`] from the edges alone (no grid).
-    pub(crate) fn near_boundary_by_edges(
+    /// Whether some edge lies within `max_m` metres of the point (`None`,
+    /// stopping at the first such edge), and otherwise a lower bound of
+    /// the distance to every edge: the distance to the nearest edge when
+    /// one lies within `search_m` (≥ `max_m`), else `search_m`. A caller
+    /// keeps the bound as a disc the next queries can be answered from, so
+    /// one scan of a wider box spares the scans of the fixes that follow.
+    /// `frame` must be centred on (`x`, `y`).
+    pub(crate) fn clearance_m(
         &self,
         frame: &LocalFrame,
         x: f64,
         y: f64,
         max_m: f64,
-    ) -> bool {
-        let (dx, dy) = (frame.lon_degrees(max_m), frame.lat_degrees(max_m));
+        search_m: f64,
+    ) -> Option<f64> {
+        let search_m = search_m.max(max_m);
+        let (dx, dy) = (frame.lon_degrees(search_m), frame.lat_degrees(search_m));
+        // Every edge outside the box is farther than `search_m` (the frame
+        // is linear); the factor covers rounding of the box's corners.
+        let mut best = search_m * (1.0 - 1e-9);
         let mut near = false;
         self.edges_near((x - dx, x + dx), (y - dy, y + dy), |e| {
-            near = point_segment_distance(
+            let d = point_segment_distance(
                 (0.0, 0.0),
                 frame.project(e.x0, e.y0),
                 frame.project(e.x1, e.y1),
-            ) <= max_m;
+            );
+            near = d <= max_m;
+            best = best.min(d);
             near
         });
-        near
+        // NaN compares false: no bound, so nothing is remembered.
+        (!near).then_some(if best.is_nan() { 0.0 } else { best })
     }
 
     /// Whether the segment `a`–`b` (degrees) touches the boundary.

@@ -395,7 +395,7 @@ mod tests {
     use geo::{Contains, Coord, Intersects, LineString, Point, Polygon, Validation};
     use proptest::prelude::*;
 
-    use crate::bands::{BandIndex, PartRelation};
+    use crate::bands::BandIndex;
     use crate::geodesy::{LocalFrame, point_segment_distance};
 
     /// A star-shaped ring around (`cx`, `cy`): vertices at sorted angles.
@@ -531,21 +531,21 @@ mod tests {
             );
             free += usize::from(lb > 0.0);
             for r in [0.5, 10.0, 300.0, 5_000.0] {
-                let want = if c.index.near_boundary_by_edges(&frame, x, y, r) {
-                    PartRelation::Near
-                } else if by_edges {
-                    PartRelation::Inside
-                } else {
-                    PartRelation::Outside
-                };
-                prop_assert_eq!(
-                    c.index.relate(&frame, x, y, r),
-                    want,
-                    "({}, {}) r {}",
-                    x,
-                    y,
-                    r
-                );
+                // The memo's disc: none when an edge is within the radius,
+                // else the distance to the nearest edge, capped by the
+                // search radius.
+                for search in [r, 4.0 * r] {
+                    let clear = c.index.clearance_m(&frame, x, y, r, search);
+                    prop_assert_eq!(
+                        clear,
+                        (truth > r).then_some(truth.min(search * (1.0 - 1e-9))),
+                        "({}, {}) r {} search {}",
+                        x,
+                        y,
+                        r,
+                        search
+                    );
+                }
                 prop_assert_eq!(
                     c.index.boundary_distance_m(&frame, x, y, r).is_some(),
                     truth <= r,

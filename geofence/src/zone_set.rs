@@ -134,6 +134,10 @@ pub(crate) enum Resolved {
 const MEMO_MAX_DLAT: f64 = 0.01;
 const MEMO_MAX_LAT: f64 = 80.0;
 const MEMO_SLACK: f64 = 1e-3;
+/// Metres around a fix searched for the nearest edge when the cell grid
+/// cannot answer it: wider than a GNSS accuracy circle by a few minutes'
+/// walk, so the disc left in the memo answers the next fixes.
+const MEMO_SEARCH_M: f64 = 200.0;
 
 /// A disc known to hold no boundary edge of one polygon zone, and whether
 /// its centre is inside: a later query whose accuracy circle lies within
@@ -167,11 +171,15 @@ impl Memo {
         }
         let (x, y) = LocalFrame::with_kx(d.lon, d.lat, d.kx).project(lon, lat);
         // NaN compares false: no hit.
-        ((x.hypot(y) + radius_m) * (1.0 + MEMO_SLACK) < d.radius_m).then_some(if d.inside {
-            Relation::Inside
-        } else {
-            Relation::Outside
-        })
+        // `sqrt` rather than `hypot`: metres never overflow, and the slack
+        // dwarfs the rounding.
+        (((x * x + y * y).sqrt() + radius_m) * (1.0 + MEMO_SLACK) < d.radius_m).then_some(
+            if d.inside {
+                Relation::Inside
+            } else {
+                Relation::Outside
+            },
+        )
     }
 
     fn store(&mut self, disc: FreeDisc) {
@@ -489,9 +497,10 @@ impl ZoneSet {
     }
 
     /// [`ZoneSet::relate_resolved`] through a subject's [`Memo`]: the same
-    /// answers; a polygon zone answered from cell grids alone leaves a
-    /// free disc in the memo, and a query inside a stored disc is answered
-    /// from it.
+    /// answers; a polygon zone that no edge comes within the radius of
+    /// leaves a free disc in the memo (from the cell grids, or from the
+    /// nearest edge of a wider box where a grid cannot tell), and a query
+    /// inside a stored disc is answered from it.
     pub(crate) fn relate_memo(
         &self,
         zone: &Resolved,
@@ -528,8 +537,8 @@ impl ZoneSet {
                 // Boundary if any piece is near, else inside if any piece
                 // contains the centre; each part answers both at once.
                 let mut inside = false;
-                // The smallest grid bound over all parts, while every part
-                // answered from its grid.
+                // The smallest free distance over all parts, while every
+                // part is a polygon part clear of the radius.
                 let mut free = Some(f64::INFINITY);
                 for i in items {
                     let rel = match &i.geom {
@@ -542,10 +551,21 @@ impl ZoneSet {
                                     PartRelation::Outside
                                 }
                             }
-                            _ => {
-                                free = None;
-                                b.relate(&frame, lon, lat, radius_m)
-                            }
+                            // Near a boundary the grid gives no disc: the
+                            // edges of a wider box give one (the distance
+                            // to the nearest), so a subject walking along
+                            // the boundary is not scanned at every fix.
+                            _ => match b.clearance_m(&frame, lon, lat, radius_m, MEMO_SEARCH_M) {
+                                None => PartRelation::Near,
+                                Some(bound) => {
+                                    free = free.map(|f| f.min(bound));
+                                    if b.contains(lon, lat) {
+                                        PartRelation::Inside
+                                    } else {
+                                        PartRelation::Outside
+                                    }
+                                }
+                            },
                         },
                         ItemGeom::Circle { .. } => {
                             free = None;
