@@ -17,16 +17,23 @@
 //! dropped. Fixes with the same time and device sequence number as one
 //! already in the window are duplicates and change nothing.
 //!
-//! # Batched checkpoint
-//! Fixes leaving the window are first pruned only logically: the
-//! checkpoint's time moves past them at once (so "too late" is decided as
+//! # Batched pruning and checkpoint
+//! The window's bounds only move forward, so pruning after each of a run
+//! of in-order fixes ends where one pruning after the last of them does.
+//! Pruning therefore waits for a batch of in-order fixes, or until
+//! something depends on it (a late or too-late fix, a transition listing
+//! live fixes as evidence, a tick's deadline, a zone set change): an
+//! in-order fix after the window's last is after every pruned fix too, so
+//! it needs no exact floor. Pruning is first logical: the checkpoint's
+//! time moves past the pruned fixes at once (so "too late" is decided as
 //! if the checkpoint had moved), but stepping the checkpoint's state past
-//! them waits until [`PRUNE_BATCH`] have piled up, or until something needs
-//! that state (a late fix, a zone set change). Pruned fixes are never
-//! evidence. So the per-fix work of an in-order fix touches neither the
-//! checkpoint nor the window's front, and the checkpoint reads the pruned
-//! fixes in one sequential sweep. `tracker_model_tests` checks the result
-//! equals pruning on every fix, the way the tracker did before.
+//! them waits until [`PRUNE_BATCH`] have piled up, or until a late fix's
+//! replay or a zone set change needs that state. Pruned fixes are never
+//! evidence. So an in-order fix touches neither the checkpoint nor the
+//! window's front (each a cold cache line when many subjects take turns),
+//! and pruning reads the fronts, and the checkpoint the pruned fixes, in
+//! sequential sweeps. `tracker_model_tests` checks the result equals
+//! pruning on every fix, the way the tracker did before.
 //!
 //! # Deadlines
 //! Curfew starts and leave ends are deadlines. When processing passes a
@@ -53,9 +60,9 @@ use crate::zone_set::{Memo, ZoneSet};
 /// Most fixes listed as evidence in one transition (the latest are kept).
 const MAX_EVIDENCE: usize = 16;
 /// Fixes pruned from the window (logically) before the checkpoint steps
-/// past them in one sweep. The window then holds up to this many more
-/// entries than `window_max_fixes`, which its buffer's power-of-two
-/// capacity mostly has room for anyway.
+/// past them in one sweep; in-order fixes waiting to be pruned count
+/// towards it too. The window then holds up to this many more entries
+/// than `window_max_fixes`.
 const PRUNE_BATCH: usize = 32;
 /// Consecutive mutually consistent "implausible" fixes after which the
 /// subject is taken to really be there (re-anchoring after a genuine fast
@@ -380,8 +387,9 @@ pub struct TrackerStats {
 /// One subject's judge and breach tracker.
 ///
 /// Laid out hot fields first (`repr(C)` keeps the order): what an in-order
-/// fix reads and writes sits in the first few cache lines; the checkpoint
-/// (boxed), episodes and names come last.
+/// fix reads and writes sits in the first cache lines, since with many
+/// subjects taking turns each line touched is a miss; the rules' full
+/// text, episode counter and name come last.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Tracker {
@@ -395,18 +403,27 @@ pub struct Tracker {
     /// Entries at the window's front pruned only logically: the checkpoint
     /// has not stepped past them yet (see the module doc).
     lag: usize,
+    /// In-order fixes appended since the window was last pruned: pruning
+    /// waits for a batch of them (see the module doc).
+    unsettled: usize,
+    /// No episode ended and no crossing happened before this time: pruning
+    /// drops those older than the floor only once the floor passes it
+    /// (their list is cold; most fixes need not read it).
+    tidy_from: i64,
     thresholds: Arc<Thresholds>,
     zones: Arc<ZoneSet>,
     stats: TrackerStats,
     tip: Option<Cursor>,
     window: VecDeque<Entry>,
+    /// Read on every fix too (whether the checkpoint is set; pruning
+    /// retains the open ones), so next to the window rather than last.
+    base: Option<Box<Cursor>>,
+    episodes: Vec<Episode>,
+    crossings: Vec<(usize, i64, i64)>,
     /// Free discs of the zones last judged (see [`Memo`]); cleared when
     /// the zone set changes.
     memo: Memo,
     compiled: Compiled,
-    base: Option<Box<Cursor>>,
-    episodes: Vec<Episode>,
-    crossings: Vec<(usize, i64, i64)>,
     next_episode: u64,
     subject: SubjectId,
 }
@@ -425,6 +442,8 @@ impl Tracker {
             floor: i64::MIN,
             max_now: i64::MIN,
             lag: 0,
+            unsettled: 0,
+            tidy_from: i64::MAX,
             thresholds,
             zones,
             stats: TrackerStats::default(),
@@ -447,6 +466,7 @@ impl Tracker {
     pub fn rebind(&mut self, zones: Arc<ZoneSet>) -> Result<(), RulesError> {
         // Pruned fixes are stepped past under the zones they were pruned
         // under (a deadline among them is judged with those).
+        self.settle();
         self.advance_checkpoint();
         self.compiled = Compiled::new(self.compiled.rules.clone(), &zones)?;
         self.zones = zones;
@@ -508,10 +528,6 @@ impl Tracker {
             self.floor = base.t;
             self.base = Some(Box::new(base));
         }
-        if t < self.floor {
-            self.stats.too_late += 1;
-            return Ok(Vec::new());
-        }
         let key = (t, fix.device_seq);
         // In-order fixes (the common case) need no search of the window,
         // which would touch a handful of cold cache lines across it.
@@ -520,8 +536,16 @@ impl Tracker {
             Some(tip) => tip.t,
             None => self.base.as_ref().map_or(i64::MIN, |b| b.t),
         };
-        if after_last && t >= tip_t {
+        // The floor may lag behind while pruning waits, but a fix after
+        // the window's last is after every fix pruned too; with no live
+        // fix the window is settled and the floor exact.
+        if after_last && t >= tip_t && t >= self.floor {
             return Ok(self.observe_in_order(fix, t, key, now));
+        }
+        self.settle();
+        if t < self.floor {
+            self.stats.too_late += 1;
+            return Ok(Vec::new());
         }
         // A replay starts from the checkpoint: bring it up to date.
         self.advance_checkpoint();
@@ -564,7 +588,7 @@ impl Tracker {
         let base_rules = base.rules.clone();
         *tip = cur;
         let out = self.reconcile(&base_rules, &evs, now);
-        self.prune();
+        self.settle();
         Ok(out)
     }
 
@@ -597,16 +621,25 @@ impl Tracker {
         let mut entry = ctx.judged(fix, t, &mut self.memo);
         let mut evs = Vec::new();
         ctx.entry(tip, &mut entry, &mut evs, true);
+        let before = self.ends;
         make_room(&mut self.window);
         self.window.push_back(entry);
-        self.ends = Some((self.ends.map_or(t, |(front, _)| front), key));
+        self.ends = Some((before.map_or(t, |(front, _)| front), key));
         ctx.run_deadlines(tip, horizon, &mut evs);
         let out = if evs.is_empty() {
             Vec::new()
         } else {
+            // Transitions list the live fixes as evidence: the window as
+            // pruned after the previous fix, plus this one.
+            if let Some((_, (newest, _))) = before {
+                self.settle_to(self.window.len() - 1, newest);
+            }
             self.apply_live(&evs, now)
         };
-        self.prune();
+        self.unsettled += 1;
+        if self.lag + self.unsettled >= PRUNE_BATCH {
+            self.settle();
+        }
         out
     }
 
@@ -628,22 +661,37 @@ impl Tracker {
         };
         let mut evs = Vec::new();
         ctx.run_deadlines(tip, horizon, &mut evs);
+        if evs.is_empty() {
+            return Vec::new();
+        }
+        self.settle();
         self.apply_live(&evs, now)
     }
 
-    /// Prunes the window to its bounds, logically: the floor moves past
-    /// the pruned fixes now, the checkpoint's state once a batch is full.
-    fn prune(&mut self) {
-        let Some((mut front, (newest, _))) = self.ends else {
-            return;
-        };
+    /// Prunes the window as pruning after every fix would have by now.
+    fn settle(&mut self) {
+        if let Some((_, (newest, _))) = self.ends {
+            self.settle_to(self.window.len(), newest);
+        }
+    }
+
+    /// Prunes `window[..len]` to its bounds as of a newest fix at `newest`,
+    /// logically: the floor moves past the pruned fixes now, the
+    /// checkpoint's state once a batch is full. Pruning after each of a
+    /// run of appended fixes ends where one pruning after the last does
+    /// (both bounds only move forward), so it can wait for a batch: then
+    /// the fronts it reads are adjacent entries read in one sweep, where
+    /// pruning every fix reads one cold entry a fix.
+    fn settle_to(&mut self, len: usize, newest: i64) {
+        self.unsettled = 0;
         let (max_fixes, span) = (
             self.thresholds.window_max_fixes.max(1),
             self.thresholds.window_seconds * 1000,
         );
         let mut pruned = false;
-        while self.window.len() > self.lag {
-            if self.window.len() - self.lag <= max_fixes && newest - front <= span {
+        while len > self.lag {
+            let front = self.window[self.lag].t;
+            if len - self.lag <= max_fixes && newest - front <= span {
                 break;
             }
             // Stepping past an entry moves the checkpoint's time to it
@@ -651,7 +699,6 @@ impl Tracker {
             self.floor = self.floor.max(front);
             self.lag += 1;
             pruned = true;
-            front = self.window.get(self.lag).map_or(newest, |e| e.t);
         }
         if !pruned {
             return;
@@ -661,9 +708,16 @@ impl Tracker {
         }
         self.ends = window_ends(&self.window, self.lag);
         let floor = self.floor;
-        self.episodes
-            .retain(|e| e.end.is_none_or(|end| end >= floor));
-        self.crossings.retain(|c| c.2 >= floor);
+        if self.tidy_from < floor {
+            self.episodes
+                .retain(|e| e.end.is_none_or(|end| end >= floor));
+            self.crossings.retain(|c| c.2 >= floor);
+            let ends = self.episodes.iter().filter_map(|e| e.end);
+            self.tidy_from = ends
+                .chain(self.crossings.iter().map(|c| c.2))
+                .min()
+                .unwrap_or(i64::MAX);
+        }
     }
 
     /// Steps the checkpoint past the logically pruned entries and drops
@@ -710,6 +764,8 @@ impl Tracker {
     }
 
     fn apply_live(&mut self, evs: &[Ev], now: DateTime<Utc>) -> Vec<Transition> {
+        // Episodes may end and crossings be added: tidy at the next prune.
+        self.tidy_from = i64::MIN;
         let mut out = Vec::new();
         for ev in evs {
             match ev.kind {
@@ -792,6 +848,7 @@ impl Tracker {
         evs: &[Ev],
         now: DateTime<Utc>,
     ) -> Vec<Transition> {
+        self.tidy_from = i64::MIN;
         let mut rec: Vec<Recomputed> = Vec::new();
         let mut open: Vec<Option<usize>> = vec![None; base_rules.len()];
         for (rule, s) in base_rules.iter().enumerate() {
@@ -1110,6 +1167,73 @@ mod tests {
             t.window.capacity() <= most + most / 8 + 8,
             "{}",
             t.window.capacity()
+        );
+    }
+
+    /// Episodes and possible crossings older than the window are dropped
+    /// as the window slides: a subject who keeps entering and leaving a
+    /// zone for a day holds only the last hour's, not every one since.
+    #[test]
+    fn old_episodes_and_crossings_are_dropped_as_the_window_slides() {
+        use crate::transition::TransitionKind;
+        let zones = Arc::new(
+            ZoneSet::build(vec![Zone::circle(
+                "x",
+                ZoneKind::Exclusion,
+                116.0,
+                40.0,
+                100.0,
+            )])
+            .0,
+        );
+        let rules = SubjectRules {
+            exclusions: vec![ZoneId::new("x")],
+            ..SubjectRules::default()
+        };
+        let th = Thresholds {
+            window_seconds: 3600,
+            ..Thresholds::default()
+        };
+        let mut t = Tracker::new("s".into(), rules, zones, Arc::new(th)).expect("rules resolve");
+        let t0 = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
+            .expect("time")
+            .to_utc();
+        let (mut confirmed, mut crossings, mut seq) = (0, 0, 0u64);
+        let mut observe = |t: &mut Tracker, m: i64, lon: f64| {
+            seq += 1;
+            let fix = Fix {
+                time: t0 + Duration::minutes(m),
+                lon,
+                lat: 40.0,
+                accuracy_m: 10.0,
+                source: Source::Gnss,
+                device_seq: seq,
+            };
+            for tr in t.observe(fix, fix.time).expect("valid fix") {
+                confirmed += usize::from(tr.kind == TransitionKind::BreachConfirmed);
+                crossings += usize::from(tr.kind == TransitionKind::PossibleCrossing);
+            }
+        };
+        // Each 40-minute cycle: 15 minutes inside the zone, 15 west of it,
+        // then a 10-minute gap to a fix east of it (a possible crossing).
+        for cycle in 0..36 {
+            let m0 = cycle * 40;
+            for m in 0..15 {
+                observe(&mut t, m0 + m, 116.0);
+            }
+            for m in 15..30 {
+                observe(&mut t, m0 + m, 115.99);
+            }
+            observe(&mut t, m0 + 39, 116.01);
+        }
+        assert!(confirmed >= 30, "{confirmed} breaches confirmed");
+        assert!(crossings >= 30, "{crossings} possible crossings");
+        // One hour holds at most two cycles' worth (plus a pruned batch).
+        assert!(t.episodes.len() <= 3, "{} episodes kept", t.episodes.len());
+        assert!(
+            t.crossings.len() <= 3,
+            "{} crossings kept",
+            t.crossings.len()
         );
     }
 }
