@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration as Elapsed, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use geo::{Contains, Point};
@@ -25,6 +25,15 @@ const SUBJECTS: usize = 100_000;
 const POINTS: usize = 10_000;
 /// Subjects in the hot-cache variant (their state stays in cache).
 const HOT: usize = 1_000;
+/// Fixes made per untimed step of the subject benches (see [`timed_in_chunks`]).
+const CHUNK: u64 = 4096;
+/// Rounds of fixes observed before the subject benches are timed: every
+/// subject gets more than its window holds (64) plus a batch of pruned
+/// fixes (32), so every timed fix also prunes and no window grows while
+/// timed.
+const FILL_ROUNDS: u32 = 130;
+/// Subject `i` joins at round `i % STAGGER` (see the fill).
+const STAGGER: usize = 32;
 
 fn national() -> (ZoneSet, Vec<Zone>) {
     let path = shared_data().join("zones/china-counties.geojson.gz");
@@ -157,6 +166,52 @@ fn fix_of(s: &Subject, r: u64, t0: DateTime<Utc>, seq: u64) -> Fix {
     }
 }
 
+/// The next `n` fixes of a round-robin stream over `pool` subjects, from
+/// stream position `*k` (rounds counted from `round0`), as (subject index,
+/// fix).
+fn next_fixes(
+    subjects: &[Subject],
+    pool: usize,
+    round0: u64,
+    t0: DateTime<Utc>,
+    k: &mut u64,
+    n: u64,
+    out: &mut Vec<(usize, Fix)>,
+) {
+    out.clear();
+    for _ in 0..n {
+        let (i, r) = ((*k % pool as u64) as usize, round0 + *k / pool as u64);
+        out.push((i, fix_of(&subjects[i], r, t0, *k)));
+        *k += 1;
+    }
+}
+
+/// Times `judge` over `iters` fixes made by `make` in chunks of [`CHUNK`]
+/// before the timer starts: a service judges fixes it has already decoded,
+/// and making them here (trigonometry, a time, a read of the bench's cold
+/// subject table) is not evaluation. Both ours and the baselines are
+/// measured this way.
+fn timed_in_chunks<T>(
+    iters: u64,
+    mut make: impl FnMut(u64, &mut Vec<T>),
+    mut judge: impl FnMut(&T),
+) -> Elapsed {
+    let mut fixes = Vec::with_capacity(CHUNK as usize);
+    let mut elapsed = Elapsed::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        make(n, &mut fixes);
+        let start = Instant::now();
+        for f in &fixes {
+            judge(f);
+        }
+        elapsed += start.elapsed();
+        left -= n;
+    }
+    elapsed
+}
+
 fn bench_subjects(c: &mut Criterion) {
     let (counties, _) = national();
     let homes = points_in_china(&counties, SUBJECTS, 11);
@@ -222,31 +277,67 @@ fn bench_subjects(c: &mut Criterion) {
         }
         engine
     };
-    let mut engine = new_engine();
-    // A second engine for the by-handle variant, so both variants start
-    // from empty windows (one engine would hand the second variant fuller
-    // windows and a larger working set).
-    let mut engine_h = new_engine();
     let t0 = DateTime::parse_from_rfc3339("2025-06-01T08:00:00Z")
         .expect("time")
         .with_timezone(&Utc);
+    // Both engines are measured in the steady state of a running service:
+    // every window full, so each fix also prunes one. Filling them first
+    // (untimed) also keeps criterion's samples from mixing the cheaper
+    // filling rounds with full ones.
+    let mut transitions = 0usize;
+    let filled = |k: &mut u64, transitions: &mut usize| {
+        let mut engine = new_engine();
+        let t = Instant::now();
+        for _ in 0..u64::from(FILL_ROUNDS) * SUBJECTS as u64 {
+            let (i, r) = ((*k % SUBJECTS as u64) as usize, *k / SUBJECTS as u64);
+            *k += 1;
+            // Subjects join over the first STAGGER rounds, as a service's
+            // do over time, so the tracker's batched upkeep (every 32
+            // pruned fixes) falls in every round alike rather than all
+            // subjects' in one round of 32.
+            if r < (i % STAGGER) as u64 {
+                continue;
+            }
+            let s = &subjects[i];
+            let fix = fix_of(s, r, t0, *k - 1);
+            *transitions += engine
+                .observe(&s.id, fix, fix.time)
+                .expect("known subject")
+                .len();
+        }
+        eprintln!(
+            "engine filled: {FILL_ROUNDS} rounds in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        engine
+    };
+    let mut k: u64 = 0;
+    let mut engine = filled(&mut k, &mut transitions);
+    // A second engine for the by-handle variant, so both variants see the
+    // same windows and working set (one engine would hand the second
+    // variant the first one's fixes too).
+    let mut kh_: u64 = 0;
+    let mut engine_h = filled(&mut kh_, &mut transitions);
 
     let mut g = c.benchmark_group("geofence_subjects");
     g.throughput(Throughput::Elements(1));
-    let mut k: u64 = 0;
-    let mut transitions = 0usize;
+    let mut made = Vec::new();
     g.bench_function("engine_observe", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let (i, r) = ((k % SUBJECTS as u64) as usize, k / SUBJECTS as u64);
-                let s = &subjects[i];
-                let fix = fix_of(s, r, t0, k);
-                let out = engine.observe(&s.id, fix, fix.time).expect("known subject");
-                transitions += out.len();
-                k += 1;
-            }
-            start.elapsed()
+            timed_in_chunks(
+                iters,
+                |n, out: &mut Vec<(String, Fix)>| {
+                    // The id travels with the fix, as a service has it
+                    // just decoded.
+                    next_fixes(&subjects, SUBJECTS, 0, t0, &mut k, n, &mut made);
+                    out.clear();
+                    out.extend(made.iter().map(|&(i, f)| (subjects[i].id.clone(), f)));
+                },
+                |(id, fix)| {
+                    let out = engine.observe(id, *fix, fix.time).expect("known subject");
+                    transitions += out.len();
+                },
+            )
         })
     });
     // The same on a fresh engine, by handle (the id lookup done once, as a
@@ -255,20 +346,22 @@ fn bench_subjects(c: &mut Criterion) {
         .iter()
         .map(|s| engine_h.handle(&s.id).expect("known subject"))
         .collect();
-    let mut kh_: u64 = 0;
     g.bench_function("engine_observe_handle", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let (i, r) = ((kh_ % SUBJECTS as u64) as usize, kh_ / SUBJECTS as u64);
-                let fix = fix_of(&subjects[i], r, t0, kh_);
-                let out = engine_h
-                    .observe_handle(handles[i], fix, fix.time)
-                    .expect("known subject");
-                transitions += out.len();
-                kh_ += 1;
-            }
-            start.elapsed()
+            timed_in_chunks(
+                iters,
+                |n, out: &mut Vec<_>| {
+                    next_fixes(&subjects, SUBJECTS, 0, t0, &mut kh_, n, &mut made);
+                    out.clear();
+                    out.extend(made.iter().map(|&(i, f)| (handles[i], f)));
+                },
+                |&(handle, fix)| {
+                    let out = engine_h
+                        .observe_handle(handle, fix, fix.time)
+                        .expect("known subject");
+                    transitions += out.len();
+                },
+            )
         })
     });
     drop(engine_h);
@@ -281,25 +374,24 @@ fn bench_subjects(c: &mut Criterion) {
             },
         )
         .collect();
+    // The naive judge: the subject's county polygon and two circle tests.
+    let mut bad = 0usize;
+    let mut naive = |&(i, fix): &(usize, Fix)| {
+        let inside = county_shapes[i].contains(&Point::new(fix.lon, fix.lat));
+        let excluded = subjects[i]
+            .circles
+            .iter()
+            .any(|c| distance_m(c.0, c.1, fix.lon, fix.lat) < 200.0);
+        bad += usize::from(!inside || excluded);
+    };
     let mut kb: u64 = 0;
     g.bench_function("baseline_geo_contains_judge", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            let mut bad = 0usize;
-            for _ in 0..iters {
-                let (i, r) = ((kb % SUBJECTS as u64) as usize, kb / SUBJECTS as u64);
-                let s = &subjects[i];
-                let fix = fix_of(s, r, t0, kb);
-                let inside = county_shapes[i].contains(&Point::new(fix.lon, fix.lat));
-                let excluded = s
-                    .circles
-                    .iter()
-                    .any(|c| distance_m(c.0, c.1, fix.lon, fix.lat) < 200.0);
-                bad += usize::from(!inside || excluded);
-                kb += 1;
-            }
-            black_box(bad);
-            start.elapsed()
+            timed_in_chunks(
+                iters,
+                |n, out| next_fixes(&subjects, SUBJECTS, 0, t0, &mut kb, n, out),
+                &mut naive,
+            )
         })
     });
     // The same engine, cycling over only the first HOT subjects: their
@@ -309,44 +401,40 @@ fn bench_subjects(c: &mut Criterion) {
     let mut kh: u64 = 0;
     g.bench_function("engine_observe_1k_subjects_hot", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let (i, r) = ((kh % HOT as u64) as usize, first_round + kh / HOT as u64);
-                let s = &subjects[i];
-                let fix = fix_of(s, r, t0, kh);
-                let out = engine.observe(&s.id, fix, fix.time).expect("known subject");
-                transitions += out.len();
-                kh += 1;
-            }
-            start.elapsed()
+            timed_in_chunks(
+                iters,
+                |n, out: &mut Vec<(String, Fix)>| {
+                    next_fixes(&subjects, HOT, first_round, t0, &mut kh, n, &mut made);
+                    out.clear();
+                    out.extend(made.iter().map(|&(i, f)| (subjects[i].id.clone(), f)));
+                },
+                |(id, fix)| {
+                    let out = engine.observe(id, *fix, fix.time).expect("known subject");
+                    transitions += out.len();
+                },
+            )
         })
     });
     let mut khb: u64 = 0;
     g.bench_function("baseline_geo_contains_judge_1k_subjects_hot", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            let mut bad = 0usize;
-            for _ in 0..iters {
-                let i = (khb % HOT as u64) as usize;
-                let s = &subjects[i];
-                let fix = fix_of(s, khb / HOT as u64, t0, khb);
-                let inside = county_shapes[i].contains(&Point::new(fix.lon, fix.lat));
-                let excluded = s
-                    .circles
-                    .iter()
-                    .any(|c| distance_m(c.0, c.1, fix.lon, fix.lat) < 200.0);
-                bad += usize::from(!inside || excluded);
-                khb += 1;
-            }
-            black_box(bad);
-            start.elapsed()
+            timed_in_chunks(
+                iters,
+                |n, out| next_fixes(&subjects, HOT, 0, t0, &mut khb, n, out),
+                &mut naive,
+            )
         })
     });
+    black_box(bad);
     g.finish();
     eprintln!(
         "subject evaluation: {k} + {kh_} (by handle) + {kh} (hot) fixes observed, {transitions} transitions emitted"
     );
 }
 
-criterion_group!(benches, bench_build_and_locate, bench_subjects);
+// Subjects first: the build benchmark rebuilds the national index a dozen
+// times, and the subject benchmarks run ≈ 30 % slower after it, the naive
+// baseline too (a fragmented heap; see benches/RESULTS.md). A service
+// builds its zone set once.
+criterion_group!(benches, bench_subjects, bench_build_and_locate);
 criterion_main!(benches);
