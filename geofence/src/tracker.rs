@@ -344,12 +344,12 @@ fn make_room(window: &mut VecDeque<Entry>) {
     }
 }
 
-/// The front time and back key of a window's live part (from `lag` on).
-fn window_ends(window: &VecDeque<Entry>, lag: usize) -> Option<(i64, (i64, u64))> {
-    Some((
-        window.get(lag)?.t,
-        window.back().map(|e| (e.t, e.fix.device_seq))?,
-    ))
+/// The key `(t, device_seq)` of the newest entry of a window's live part
+/// (from `lag` on), if any.
+fn last_live(window: &VecDeque<Entry>, lag: usize) -> Option<(i64, u64)> {
+    (window.len() > lag)
+        .then(|| window.back().map(|e| (e.t, e.fix.device_seq)))
+        .flatten()
 }
 
 /// An episode as emitted so far.
@@ -393,11 +393,13 @@ pub struct TrackerStats {
 #[derive(Debug)]
 #[repr(C)]
 pub struct Tracker {
-    /// The live window's front time and back key `(t, device_seq)`, kept
-    /// here so an in-order fix reads neither end of the (cold) window.
-    ends: Option<(i64, (i64, u64))>,
+    /// The key `(t, device_seq)` of the window's newest live fix, kept here
+    /// so an in-order fix reads no (cold) window entry; `None` when no fix
+    /// is live.
+    last: Option<(i64, u64)>,
     /// The checkpoint's time as if it had stepped past every pruned fix:
-    /// fixes before it are too late.
+    /// fixes before it are too late. Exact once the window is settled
+    /// (pruning may wait; see the module doc).
     floor: i64,
     max_now: i64,
     /// Entries at the window's front pruned only logically: the checkpoint
@@ -438,7 +440,7 @@ impl Tracker {
     ) -> Result<Self, RulesError> {
         let compiled = Compiled::new(rules, &zones)?;
         Ok(Self {
-            ends: None,
+            last: None,
             floor: i64::MIN,
             max_now: i64::MIN,
             lag: 0,
@@ -504,8 +506,8 @@ impl Tracker {
     }
 
     fn horizon(&self) -> i64 {
-        self.ends
-            .map_or(self.max_now, |(_, (last, _))| last.max(self.max_now))
+        self.last
+            .map_or(self.max_now, |(last, _)| last.max(self.max_now))
     }
 
     /// The live window: entries not pruned.
@@ -531,7 +533,7 @@ impl Tracker {
         let key = (t, fix.device_seq);
         // In-order fixes (the common case) need no search of the window,
         // which would touch a handful of cold cache lines across it.
-        let after_last = self.ends.is_none_or(|(_, last)| last < key);
+        let after_last = self.last.is_none_or(|last| last < key);
         let tip_t = match &self.tip {
             Some(tip) => tip.t,
             None => self.base.as_ref().map_or(i64::MIN, |b| b.t),
@@ -579,7 +581,7 @@ impl Tracker {
         self.stats.replays += 1;
         make_room(&mut self.window);
         self.window.insert(pos, entry);
-        self.ends = window_ends(&self.window, self.lag);
+        self.last = last_live(&self.window, self.lag);
         let mut cur = base.clone();
         for e in self.window.iter_mut() {
             ctx.entry(&mut cur, e, &mut evs, true);
@@ -621,17 +623,16 @@ impl Tracker {
         let mut entry = ctx.judged(fix, t, &mut self.memo);
         let mut evs = Vec::new();
         ctx.entry(tip, &mut entry, &mut evs, true);
-        let before = self.ends;
+        let before = self.last.replace(key);
         make_room(&mut self.window);
         self.window.push_back(entry);
-        self.ends = Some((before.map_or(t, |(front, _)| front), key));
         ctx.run_deadlines(tip, horizon, &mut evs);
         let out = if evs.is_empty() {
             Vec::new()
         } else {
             // Transitions list the live fixes as evidence: the window as
             // pruned after the previous fix, plus this one.
-            if let Some((_, (newest, _))) = before {
+            if let Some((newest, _)) = before {
                 self.settle_to(self.window.len() - 1, newest);
             }
             self.apply_live(&evs, now)
@@ -670,7 +671,7 @@ impl Tracker {
 
     /// Prunes the window as pruning after every fix would have by now.
     fn settle(&mut self) {
-        if let Some((_, (newest, _))) = self.ends {
+        if let Some((newest, _)) = self.last {
             self.settle_to(self.window.len(), newest);
         }
     }
@@ -706,7 +707,7 @@ impl Tracker {
         if self.lag >= PRUNE_BATCH {
             self.advance_checkpoint();
         }
-        self.ends = window_ends(&self.window, self.lag);
+        self.last = last_live(&self.window, self.lag);
         let floor = self.floor;
         if self.tidy_from < floor {
             self.episodes
@@ -963,7 +964,7 @@ impl Tracker {
             }
         }
         // Emitted open episodes the new history does not support end now.
-        let last_t = self.ends.map_or(ms(now), |(_, (last, _))| last);
+        let last_t = self.last.map_or(ms(now), |(last, _)| last);
         for (i, was_matched) in matched.into_iter().enumerate() {
             if !was_matched && self.episodes[i].end.is_none() {
                 self.episodes[i].end = Some(last_t);
