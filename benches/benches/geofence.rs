@@ -432,9 +432,9 @@ fn bench_subjects(c: &mut Criterion) {
     );
 }
 
-// Subjects first: the build benchmark rebuilds the national index a dozen
-// times, and the subject benchmarks run ≈ 30 % slower after it, the naive
-// baseline too (a fragmented heap; see benches/RESULTS.md). A service
-// builds its zone set once.
+// Subjects first: after the build benchmark (which rebuilds the national
+// index a dozen times) the subject benchmarks ran slower, by handle 39 %
+// and the naive baseline 13 %; the cause was not isolated (the heap is the
+// suspect; see benches/RESULTS.md). A service builds its zone set once.
 criterion_group!(benches, bench_subjects, bench_build_and_locate);
 criterion_main!(benches);
