@@ -347,9 +347,8 @@ fn make_room(window: &mut VecDeque<Entry>) {
 /// The key `(t, device_seq)` of the newest entry of a window's live part
 /// (from `lag` on), if any.
 fn last_live(window: &VecDeque<Entry>, lag: usize) -> Option<(i64, u64)> {
-    (window.len() > lag)
-        .then(|| window.back().map(|e| (e.t, e.fix.device_seq)))
-        .flatten()
+    let e = window.back().filter(|_| window.len() > lag)?;
+    Some((e.t, e.fix.device_seq))
 }
 
 /// An episode as emitted so far.
@@ -1125,11 +1124,8 @@ mod tests {
         assert!(!a.reachable(&far, 100.0) && !a.reachable_exact(&far, 100.0));
     }
 
-    /// Nine hours at one fix a minute with the default 6 h window: the
-    /// window's buffer ends within an eighth (plus one step) of the most
-    /// entries it ever held, where doubling would leave it at 512.
-    #[test]
-    fn a_sliding_window_keeps_a_tight_buffer() {
+    /// A subject whose one rule is a 100 m exclusion circle at (116, 40).
+    fn exclusion_tracker(th: Thresholds) -> Tracker {
         let zones = Arc::new(
             ZoneSet::build(vec![Zone::circle(
                 "x",
@@ -1144,8 +1140,15 @@ mod tests {
             exclusions: vec![ZoneId::new("x")],
             ..SubjectRules::default()
         };
-        let mut t = Tracker::new("s".into(), rules, zones, Arc::new(Thresholds::default()))
-            .expect("rules resolve");
+        Tracker::new("s".into(), rules, zones, Arc::new(th)).expect("rules resolve")
+    }
+
+    /// Nine hours at one fix a minute with the default 6 h window: the
+    /// window's buffer ends within an eighth (plus one step) of the most
+    /// entries it ever held, where doubling would leave it at 512.
+    #[test]
+    fn a_sliding_window_keeps_a_tight_buffer() {
+        let mut t = exclusion_tracker(Thresholds::default());
         let t0 = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
             .expect("time")
             .to_utc();
@@ -1177,25 +1180,10 @@ mod tests {
     #[test]
     fn old_episodes_and_crossings_are_dropped_as_the_window_slides() {
         use crate::transition::TransitionKind;
-        let zones = Arc::new(
-            ZoneSet::build(vec![Zone::circle(
-                "x",
-                ZoneKind::Exclusion,
-                116.0,
-                40.0,
-                100.0,
-            )])
-            .0,
-        );
-        let rules = SubjectRules {
-            exclusions: vec![ZoneId::new("x")],
-            ..SubjectRules::default()
-        };
-        let th = Thresholds {
+        let mut t = exclusion_tracker(Thresholds {
             window_seconds: 3600,
             ..Thresholds::default()
-        };
-        let mut t = Tracker::new("s".into(), rules, zones, Arc::new(th)).expect("rules resolve");
+        });
         let t0 = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
             .expect("time")
             .to_utc();
