@@ -39,10 +39,9 @@ use world::{World, ZoneRow};
 pub struct Stored {
     /// The device.
     pub device_id: String,
-    /// When the service received them.
-    pub received_at: DateTime<Utc>,
-    /// Fixes and events (duplicates already removed).
-    pub items: Vec<Item>,
+    /// Fixes and events (duplicates already removed), each with when the
+    /// service received it.
+    pub items: Vec<(Item, DateTime<Utc>)>,
 }
 
 /// An officer action on an incident.
@@ -81,7 +80,12 @@ pub enum ActionFailure {
 #[derive(Debug)]
 pub enum Input {
     /// Durable items from the pipeline.
-    Stored(Vec<Stored>),
+    Stored {
+        /// Per device.
+        items: Vec<Stored>,
+        /// When their batch committed.
+        committed_at: DateTime<Utc>,
+    },
     /// An officer action and where to send the result.
     Action {
         /// The incident.
@@ -141,6 +145,17 @@ impl MonitorHandle {
         rx.await
             .map_err(|_| ActionFailure::Unavailable("monitor stopped".into()))?
     }
+}
+
+/// Times along the path from received items to the feed events they caused.
+#[derive(Debug, Clone)]
+struct FeedPath {
+    /// When each item that changed an incident was received.
+    received: Vec<DateTime<Utc>>,
+    /// Their batch committed.
+    fix_committed: DateTime<Utc>,
+    /// The engines had the effects.
+    judged: DateTime<Utc>,
 }
 
 /// The engines and what is needed to keep them in step with the registry.
@@ -229,7 +244,7 @@ pub async fn run(mut m: Monitor, mut rx: mpsc::Receiver<Input>) {
         tokio::select! {
             biased;
             input = rx.recv() => match input {
-                Some(Input::Stored(batch)) => m.on_stored(batch).await,
+                Some(Input::Stored { items, committed_at }) => m.on_stored(items, committed_at).await,
                 Some(Input::Action { incident, officer, action, reply }) => {
                     let result = m.on_action(&incident, &officer, action).await;
                     let _ = reply.send(result);
@@ -243,8 +258,8 @@ pub async fn run(mut m: Monitor, mut rx: mpsc::Receiver<Input>) {
                 // Drain what the pipeline already handed over, then stop.
                 rx.close();
                 while let Some(input) = rx.recv().await {
-                    if let Input::Stored(batch) = input {
-                        m.on_stored(batch).await;
+                    if let Input::Stored { items, committed_at } = input {
+                        m.on_stored(items, committed_at).await;
                     }
                 }
                 break;
@@ -349,9 +364,11 @@ impl Monitor {
         }
     }
 
-    async fn on_stored(&mut self, batch: Vec<Stored>) {
+    async fn on_stored(&mut self, batch: Vec<Stored>, committed_at: DateTime<Utc>) {
         let mut fx = Vec::new();
-        let oldest = batch.iter().map(|s| s.received_at).min();
+        // When the service received each item that changed an incident: the
+        // fix-to-feed latency is measured from there.
+        let mut causes = Vec::new();
         for s in batch {
             let Some((subject, kind)) = self.devices.get(&s.device_id).cloned() else {
                 self.metrics
@@ -363,8 +380,9 @@ impl Monitor {
             let mut items = s.items;
             // Per device, by event time: a store-and-forward batch may carry fixes
             // in any order; the engines place late data themselves.
-            items.sort_by_key(Item::time);
-            for item in &items {
+            items.sort_by_key(|(item, _)| item.time());
+            for (item, received_at) in &items {
+                let effects_before = fx.len();
                 // Taken before the order began or after it ended (late
                 // uploads, a device handed out early): no legal basis, so it
                 // is never judged nor cited as an incident's evidence. It
@@ -396,9 +414,20 @@ impl Monitor {
                         }
                     }
                 }
+                if fx[effects_before..]
+                    .iter()
+                    .any(|e| matches!(e, Effect::Incident(_)))
+                {
+                    causes.push(*received_at);
+                }
             }
         }
-        self.commit(fx, oldest).await;
+        let path = FeedPath {
+            received: causes,
+            fix_committed: committed_at,
+            judged: Utc::now(),
+        };
+        self.commit(fx, Some(path)).await;
     }
 
     fn apply(
@@ -487,8 +516,9 @@ impl Monitor {
     }
 
     /// Stores effects, retrying until it succeeds or the service stops, then
-    /// publishes the feed events. True when stored.
-    async fn commit(&mut self, fx: Vec<Effect>, received: Option<DateTime<Utc>>) -> bool {
+    /// publishes the feed events. True when stored. `path` times the effects of
+    /// received items (not of ticks or officer actions).
+    async fn commit(&mut self, fx: Vec<Effect>, path: Option<FeedPath>) -> bool {
         if fx.is_empty() {
             return true;
         }
@@ -539,13 +569,23 @@ impl Monitor {
                 }
             }
         }
-        if let Some(received) = received
+        if let Some(path) = path
             && !batch.feed.is_empty()
         {
-            let lag = (Utc::now() - received).num_microseconds().unwrap_or(0);
-            self.metrics
-                .fix_to_feed_seconds
-                .observe(lag.max(0) as f64 / 1e6);
+            let fed = Utc::now();
+            let stages = &self.metrics.fix_to_feed_stage_seconds;
+            let (committed, judged) = (
+                stages.with_label_values(&["fix_committed"]),
+                stages.with_label_values(&["judged"]),
+            );
+            for received in path.received {
+                let since = |t: DateTime<Utc>| {
+                    (t - received).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6
+                };
+                committed.observe(since(path.fix_committed));
+                judged.observe(since(path.judged));
+                self.metrics.fix_to_feed_seconds.observe(since(fed));
+            }
         }
         for f in batch.feed {
             // No receivers is fine: the event is stored for later readers.

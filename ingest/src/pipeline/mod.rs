@@ -148,7 +148,10 @@ pub async fn run_batcher(
         let mut rows = first.items.len();
         let mut msgs = vec![first];
         while rows < settings.batch_max_rows {
+            // Queued messages first: what waited during the last commit joins
+            // this batch even once the deadline has passed.
             tokio::select! {
+                biased;
                 m = rx.recv() => match m {
                     Some(m) => { rows += m.items.len(); msgs.push(m); }
                     None => break,
@@ -239,10 +242,14 @@ pub async fn run_batcher(
         }
         // Only what is durable is judged: every incident's evidence is stored.
         if let Some(monitor) = &monitor {
-            let stored = stored_items(plan.write);
-            if !stored.is_empty()
+            let committed_at = chrono::Utc::now();
+            let items = stored_items(plan.write);
+            if !items.is_empty()
                 && monitor
-                    .send(crate::monitor::Input::Stored(stored))
+                    .send(crate::monitor::Input::Stored {
+                        items,
+                        committed_at,
+                    })
                     .await
                     .is_err()
             {
@@ -260,12 +267,11 @@ fn stored_items(write: crate::store::WriteBatch) -> Vec<crate::monitor::Stored> 
         let i = *index.entry(device.clone()).or_insert_with(|| {
             out.push(crate::monitor::Stored {
                 device_id: device,
-                received_at,
                 items: Vec::new(),
             });
             out.len() - 1
         });
-        out[i].items.push(item);
+        out[i].items.push((item, received_at));
     };
     for f in write.fixes {
         push(
