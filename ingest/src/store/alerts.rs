@@ -134,8 +134,17 @@ fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
     serde_json::to_string(v).context("serialising for storage")
 }
 
+/// Rows per multi-row statement: well under either backend's limit on bound
+/// parameters (PostgreSQL 65,535; SQLite 32,766) at 11 columns.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// Stores a decision step's effects in one transaction: incident headers and
 /// timeline entries, outbox records, feed events and chained audit entries.
+///
+/// One multi-row statement per table (per [`ROWS_PER_STATEMENT`] rows), not one
+/// per row: a burst of incidents, say a district's subjects all leaving at a
+/// curfew's start, commits in a handful of round trips, and the monitor, which
+/// waits for this commit before judging more fixes, is not held up row by row.
 pub async fn commit_effects(
     store: &Store,
     audit: &AuditLog,
@@ -149,88 +158,101 @@ pub async fn commit_effects(
         prev = Some(e.clone());
         entries.push(e);
     }
+    let headers = newest_headers(&batch.changes)?;
+    let timeline = batch
+        .changes
+        .iter()
+        .map(|c| Ok((c.header.id.as_str(), &c.entry, json(&c.entry)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let outbox = batch
+        .outbox
+        .iter()
+        .map(|r| Ok((r, json(r)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     with_pool!(store, p => {
         let mut tx = p.begin().await.context("begin")?;
-        for c in &batch.changes {
-            let h = &c.header;
-            sqlx::query(
+        for chunk in headers.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO incidents (id, subject_id, office_id, escalated_to, kind, state, severity, handled, \
-                 opened_at_ms, updated_at_ms, header) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (id) DO UPDATE SET office_id = excluded.office_id, escalated_to = excluded.escalated_to, \
+                 opened_at_ms, updated_at_ms, header) ",
+            );
+            q.push_values(chunk, |mut r, (h, updated_at_ms, text)| {
+                r.push_bind(h.id.as_str())
+                    .push_bind(h.subject.as_str())
+                    .push_bind(h.office.as_str())
+                    .push_bind(h.escalated_to.as_str())
+                    .push_bind(h.kind.code())
+                    .push_bind(h.state().code())
+                    .push_bind(h.severity.code())
+                    .push_bind(h.handled())
+                    .push_bind(h.opened_at.millis())
+                    .push_bind(*updated_at_ms)
+                    .push_bind(text.as_str());
+            });
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET office_id = excluded.office_id, escalated_to = excluded.escalated_to, \
                  kind = excluded.kind, state = excluded.state, severity = excluded.severity, handled = excluded.handled, \
                  updated_at_ms = excluded.updated_at_ms, header = excluded.header",
-            )
-            .bind(h.id.as_str())
-            .bind(h.subject.as_str())
-            .bind(h.office.as_str())
-            .bind(h.escalated_to.as_str())
-            .bind(h.kind.code())
-            .bind(h.state().code())
-            .bind(h.severity.code())
-            .bind(h.handled())
-            .bind(h.opened_at.millis())
-            .bind(c.entry.at.millis())
-            .bind(json(h)?)
-            .execute(&mut *tx)
-            .await
-            .context("upsert incident")?;
-            sqlx::query(
-                "INSERT INTO incident_timeline (incident_id, seq, at_ms, entry) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (incident_id, seq) DO NOTHING",
-            )
-            .bind(h.id.as_str())
-            .bind(i64::from(c.entry.seq))
-            .bind(c.entry.at.millis())
-            .bind(json(&c.entry)?)
-            .execute(&mut *tx)
-            .await
-            .context("append timeline")?;
+            );
+            q.build().execute(&mut *tx).await.context("upsert incidents")?;
         }
-        for r in &batch.outbox {
-            sqlx::query(
-                "INSERT INTO outbox (key, office_id, target_id, state, next_attempt_ms, created_at_ms, record) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(r.key())
-            .bind(r.notification.office.as_str())
-            .bind(r.notification.target.as_str())
-            .bind(r.state.code())
-            .bind(r.next_attempt_at().map(|t| t.millis()))
-            .bind(r.created_at.millis())
-            .bind(json(r)?)
-            .execute(&mut *tx)
-            .await
-            .context("enqueue notification")?;
+        for chunk in timeline.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO incident_timeline (incident_id, seq, at_ms, entry) ",
+            );
+            q.push_values(chunk, |mut r, (id, entry, text)| {
+                r.push_bind(*id)
+                    .push_bind(i64::from(entry.seq))
+                    .push_bind(entry.at.millis())
+                    .push_bind(text.as_str());
+            });
+            q.push(" ON CONFLICT (incident_id, seq) DO NOTHING");
+            q.build().execute(&mut *tx).await.context("append timeline")?;
         }
-        for f in &batch.feed {
-            sqlx::query(
-                "INSERT INTO feed_events (office_id, id, at_ms, data) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (office_id, id) DO NOTHING",
-            )
-            .bind(&f.office)
-            .bind(i64_of(f.id))
-            .bind(f.at_ms)
-            .bind(&f.data)
-            .execute(&mut *tx)
-            .await
-            .context("store feed event")?;
+        for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO outbox (key, office_id, target_id, state, next_attempt_ms, created_at_ms, record) ",
+            );
+            q.push_values(chunk, |mut b, (r, text)| {
+                b.push_bind(r.key())
+                    .push_bind(r.notification.office.as_str())
+                    .push_bind(r.notification.target.as_str())
+                    .push_bind(r.state.code())
+                    .push_bind(r.next_attempt_at().map(|t| t.millis()))
+                    .push_bind(r.created_at.millis())
+                    .push_bind(text.as_str());
+            });
+            q.push(" ON CONFLICT (key) DO NOTHING");
+            q.build().execute(&mut *tx).await.context("enqueue notifications")?;
         }
-        for e in &entries {
-            sqlx::query(
-                "INSERT INTO audit_chain (seq, at_ms, actor, action, incident_id, detail, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(i64_of(e.seq))
-            .bind(e.at.millis())
-            .bind(&e.actor)
-            .bind(&e.action)
-            .bind(e.incident.as_ref().map(|i| i.as_str()))
-            .bind(&e.detail)
-            .bind(&e.prev_hash)
-            .bind(&e.hash)
-            .execute(&mut *tx)
-            .await
-            .context("append audit entry")?;
+        for chunk in batch.feed.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO feed_events (office_id, id, at_ms, data) ",
+            );
+            q.push_values(chunk, |mut r, f| {
+                r.push_bind(f.office.as_str())
+                    .push_bind(i64_of(f.id))
+                    .push_bind(f.at_ms)
+                    .push_bind(f.data.as_str());
+            });
+            q.push(" ON CONFLICT (office_id, id) DO NOTHING");
+            q.build().execute(&mut *tx).await.context("store feed events")?;
+        }
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_chain (seq, at_ms, actor, action, incident_id, detail, prev_hash, hash) ",
+            );
+            q.push_values(chunk, |mut r, e| {
+                r.push_bind(i64_of(e.seq))
+                    .push_bind(e.at.millis())
+                    .push_bind(e.actor.as_str())
+                    .push_bind(e.action.as_str())
+                    .push_bind(e.incident.as_ref().map(|i| i.as_str()))
+                    .push_bind(e.detail.as_str())
+                    .push_bind(e.prev_hash.as_str())
+                    .push_bind(e.hash.as_str());
+            });
+            q.build().execute(&mut *tx).await.context("append audit entries")?;
         }
         tx.commit().await.context("commit")?;
     });
@@ -238,6 +260,31 @@ pub async fn commit_effects(
         *head = Some(last);
     }
     Ok(())
+}
+
+/// The newest header of each incident the changes touch, with the time of its
+/// last change and its JSON: a statement may not upsert one row twice, and
+/// upserting only the last of an incident's changes leaves the row as upserting
+/// each in turn would (every column but `opened_at_ms`, which never changes,
+/// takes the newest value).
+fn newest_headers(
+    changes: &[IncidentChange],
+) -> anyhow::Result<Vec<(&IncidentHeader, i64, String)>> {
+    let mut newest: Vec<&IncidentChange> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for c in changes {
+        match at.get(c.header.id.as_str()) {
+            Some(&i) => newest[i] = c,
+            None => {
+                at.insert(c.header.id.as_str(), newest.len());
+                newest.push(c);
+            }
+        }
+    }
+    newest
+        .into_iter()
+        .map(|c| Ok((&c.header, c.entry.at.millis(), json(&c.header)?)))
+        .collect()
 }
 
 /// The whole audit chain in order (for `geoward audit verify`).

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod alert_store;
 mod alerting;
 mod api;
 mod broker_log;
