@@ -147,13 +147,16 @@ impl MonitorHandle {
     }
 }
 
+/// Committed batches the monitor judges together at most, so that one effect
+/// transaction stays small however far the monitor fell behind.
+const MAX_GROUP: usize = 64;
+
 /// Times along the path from received items to the feed events they caused.
 #[derive(Debug, Clone)]
 struct FeedPath {
-    /// When each item that changed an incident was received.
-    received: Vec<DateTime<Utc>>,
-    /// Their batch committed.
-    fix_committed: DateTime<Utc>,
+    /// When each item that changed an incident was received, and when its
+    /// batch committed.
+    causes: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// The engines had the effects.
     judged: DateTime<Utc>,
 }
@@ -244,7 +247,29 @@ pub async fn run(mut m: Monitor, mut rx: mpsc::Receiver<Input>) {
         tokio::select! {
             biased;
             input = rx.recv() => match input {
-                Some(Input::Stored { items, committed_at }) => m.on_stored(items, committed_at).await,
+                Some(Input::Stored { items, committed_at }) => {
+                    // What queued while the last step committed is judged
+                    // with this batch and committed in one transaction: under
+                    // a burst of incidents the monitor keeps up by committing
+                    // less often. An action ends the group and runs after it.
+                    let mut group = vec![(items, committed_at)];
+                    let mut action = None;
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(Input::Stored { items, committed_at }) => group.push((items, committed_at)),
+                            Ok(other) => {
+                                action = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    m.on_stored(group).await;
+                    if let Some(Input::Action { incident, officer, action, reply }) = action {
+                        let result = m.on_action(&incident, &officer, action).await;
+                        let _ = reply.send(result);
+                    }
+                }
                 Some(Input::Action { incident, officer, action, reply }) => {
                     let result = m.on_action(&incident, &officer, action).await;
                     let _ = reply.send(result);
@@ -259,7 +284,7 @@ pub async fn run(mut m: Monitor, mut rx: mpsc::Receiver<Input>) {
                 rx.close();
                 while let Some(input) = rx.recv().await {
                     if let Input::Stored { items, committed_at } = input {
-                        m.on_stored(items, committed_at).await;
+                        m.on_stored(vec![(items, committed_at)]).await;
                     }
                 }
                 break;
@@ -364,12 +389,18 @@ impl Monitor {
         }
     }
 
-    async fn on_stored(&mut self, batch: Vec<Stored>, committed_at: DateTime<Utc>) {
+    /// Judges committed batches, in the order they were committed, and stores
+    /// their effects in one transaction.
+    async fn on_stored(&mut self, group: Vec<(Vec<Stored>, DateTime<Utc>)>) {
         let mut fx = Vec::new();
-        // When the service received each item that changed an incident: the
-        // fix-to-feed latency is measured from there.
+        // When the service received each item that changed an incident, and
+        // when its batch committed: the fix-to-feed latency is measured from
+        // there.
         let mut causes = Vec::new();
-        for s in batch {
+        for (s, committed_at) in group
+            .into_iter()
+            .flat_map(|(batch, at)| batch.into_iter().map(move |s| (s, at)))
+        {
             let Some((subject, kind)) = self.devices.get(&s.device_id).cloned() else {
                 self.metrics
                     .unjudged_items
@@ -418,13 +449,12 @@ impl Monitor {
                     .iter()
                     .any(|e| matches!(e, Effect::Incident(_)))
                 {
-                    causes.push(*received_at);
+                    causes.push((*received_at, committed_at));
                 }
             }
         }
         let path = FeedPath {
-            received: causes,
-            fix_committed: committed_at,
+            causes,
             judged: Utc::now(),
         };
         self.commit(fx, Some(path)).await;
@@ -578,11 +608,11 @@ impl Monitor {
                 stages.with_label_values(&["fix_committed"]),
                 stages.with_label_values(&["judged"]),
             );
-            for received in path.received {
+            for (received, fix_committed) in path.causes {
                 let since = |t: DateTime<Utc>| {
                     (t - received).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6
                 };
-                committed.observe(since(path.fix_committed));
+                committed.observe(since(fix_committed));
                 judged.observe(since(path.judged));
                 self.metrics.fix_to_feed_seconds.observe(since(fed));
             }
