@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -151,6 +152,13 @@ pub async fn run(
         .context("reading the http listener address")?;
     let http_stop = stop.clone();
     tracker.spawn(async move {
+        // No Nagle: a live-feed event is one small write, which would
+        // otherwise wait for the browser's delayed ACK of the previous one.
+        let http = http.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set on an HTTP connection");
+            }
+        });
         let served = axum::serve(http, app)
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await;

@@ -399,6 +399,12 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                     continue;
                 }
             };
+            // Geoward patch: no Nagle. A PUBACK and the next small write (an
+            // application ack, a downlink) would otherwise wait for the
+            // client's delayed ACK, up to 40 ms on Linux.
+            if let Err(e) = stream.set_nodelay(true) {
+                debug!(error=?e, "Unable to set TCP_NODELAY.");
+            }
 
             let (network, tenant_id) = match self.tls_accept(stream).await {
                 Ok(o) => o,
