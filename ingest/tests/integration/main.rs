@@ -11,6 +11,7 @@ mod api;
 mod broker_log;
 mod connected_devices;
 mod crash;
+mod nodelay;
 mod pg_outage;
 mod pipeline;
 mod shutdown;
