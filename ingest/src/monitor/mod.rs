@@ -87,16 +87,20 @@ pub enum Input {
         committed_at: DateTime<Utc>,
     },
     /// An officer action and where to send the result.
-    Action {
-        /// The incident.
-        incident: IncidentId,
-        /// Who acts (`role:name` of the API token).
-        officer: OfficerId,
-        /// What.
-        action: Action,
-        /// The incident header after the action.
-        reply: oneshot::Sender<Result<IncidentHeader, ActionFailure>>,
-    },
+    Action(ActionRequest),
+}
+
+/// An officer action waiting for the monitor.
+#[derive(Debug)]
+pub struct ActionRequest {
+    /// The incident.
+    pub incident: IncidentId,
+    /// Who acts (`role:name` of the API token).
+    pub officer: OfficerId,
+    /// What.
+    pub action: Action,
+    /// The incident header after the action.
+    pub reply: oneshot::Sender<Result<IncidentHeader, ActionFailure>>,
 }
 
 /// What the rest of the service holds to talk to the monitor.
@@ -134,12 +138,12 @@ impl MonitorHandle {
     ) -> Result<IncidentHeader, ActionFailure> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Input::Action {
+            .send(Input::Action(ActionRequest {
                 incident,
                 officer,
                 action,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| ActionFailure::Unavailable("monitor stopped".into()))?;
         rx.await
@@ -257,23 +261,19 @@ pub async fn run(mut m: Monitor, mut rx: mpsc::Receiver<Input>) {
                     while group.len() < MAX_GROUP {
                         match rx.try_recv() {
                             Ok(Input::Stored { items, committed_at }) => group.push((items, committed_at)),
-                            Ok(other) => {
-                                action = Some(other);
+                            Ok(Input::Action(request)) => {
+                                action = Some(request);
                                 break;
                             }
                             Err(_) => break,
                         }
                     }
                     m.on_stored(group).await;
-                    if let Some(Input::Action { incident, officer, action, reply }) = action {
-                        let result = m.on_action(&incident, &officer, action).await;
-                        let _ = reply.send(result);
+                    if let Some(action) = action {
+                        m.answer(action).await;
                     }
                 }
-                Some(Input::Action { incident, officer, action, reply }) => {
-                    let result = m.on_action(&incident, &officer, action).await;
-                    let _ = reply.send(result);
-                }
+                Some(Input::Action(request)) => m.answer(request).await,
                 None => break,
             },
             _ = reload.notified() => m.reload().await,
@@ -510,6 +510,18 @@ impl Monitor {
         }
         fx.extend(self.incidents.tick(ts(now)));
         self.commit(fx, None).await;
+    }
+
+    /// Carries out an officer action and sends its result to the caller.
+    async fn answer(&mut self, request: ActionRequest) {
+        let ActionRequest {
+            incident,
+            officer,
+            action,
+            reply,
+        } = request;
+        let result = self.on_action(&incident, &officer, action).await;
+        let _ = reply.send(result);
     }
 
     async fn on_action(
