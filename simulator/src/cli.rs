@@ -118,7 +118,9 @@ pub struct WireArgs {
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Follow the officers' alert feed (SSE over http://) during the run and
-    /// check the incidents against the expectations; exit 1 on any difference.
+    /// check the incidents against the expectations; exit 1 on any
+    /// difference. In a load run (no expectations): time every zone incident
+    /// from its confirming fix to the feed.
     #[arg(long)]
     pub feed: Option<String>,
     /// Bearer token for the feed.
@@ -712,8 +714,8 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         storms_at_ms,
         expect,
     } = run;
-    if w.feed.is_some() && expect.is_none() {
-        bail!("--feed needs expectations (--expect FILE)");
+    if w.feed.is_some() && expect.is_none() && mode != "load" {
+        bail!("--feed needs expectations (--expect FILE), except in a load run");
     }
     if let Some(path) = &w.write_plan {
         let mut f = std::io::BufWriter::new(
@@ -847,16 +849,32 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
     }
     let mut ok = !report.interrupted && report.errors == 0 && report.unacked_at_end == 0;
     let mut incident_hist = None;
-    if let (Some(mut follower), Some(mut exp)) = (follower, expect) {
-        eprintln!("following the alert feed for up to {} s more", w.settle_s);
-        let seen = tokio::select! {
-            r = &mut follower => r,
-            () = tokio::time::sleep(Duration::from_secs(w.settle_s)) => {
-                let _ = stop_feed.send(());
-                follower.await
+    let seen = match follower {
+        Some(mut follower) => {
+            eprintln!("following the alert feed for up to {} s more", w.settle_s);
+            let seen = tokio::select! {
+                r = &mut follower => r,
+                () = tokio::time::sleep(Duration::from_secs(w.settle_s)) => {
+                    let _ = stop_feed.send(());
+                    follower.await
+                }
             }
+            .context("feed task")??;
+            Some(seen)
         }
-        .context("feed task")??;
+        None => None,
+    };
+    if let (Some(seen), None) = (&seen, &expect) {
+        // A load run has no expectations: it times every zone incident.
+        let latency = crate::load::scheduled_feed_latency(
+            seen,
+            (clock.0, plan.start_ms().unwrap_or(0)),
+            pacing,
+        );
+        report = report.with_feed_latency(&latency);
+        incident_hist = Some(("fix -> feed", latency));
+    }
+    if let (Some(seen), Some(mut exp)) = (seen, expect) {
         if compressed {
             silence_windows_to_wall_clock(&mut exp, &stats.total.marks, clock, now_ms());
         }
@@ -866,7 +884,7 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
         report = report.with_incidents(&check, &latency);
         eprint!("{}", check.summary());
         ok &= check.passed();
-        incident_hist = Some(latency);
+        incident_hist = Some(("publish -> incident", latency));
     }
     eprint!("{}", report.summary());
     match &w.report {
@@ -876,8 +894,8 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
     }
     if let Some(path) = &w.plot {
         let mut series = vec![("publish -> ack", &stats.total.ack_latency_us)];
-        if let Some(h) = &incident_hist {
-            series.push(("publish -> incident", h));
+        if let Some((name, h)) = &incident_hist {
+            series.push((name, h));
         }
         std::fs::write(path, crate::plot::latency_svg(&series))
             .with_context(|| format!("writing {}", path.display()))?;

@@ -154,6 +154,10 @@ pub struct Report {
     pub incident_latency: Option<Percentiles>,
     /// Incidents compared with the expectations (only with `--feed`).
     pub incidents: Option<IncidentCounts>,
+    /// Load with `--feed`: from the scheduled publication of the fix that
+    /// confirmed a zone breach to the incident's arrival on the feed (see
+    /// [`scheduled_feed_latency`]).
+    pub feed_latency: Option<Percentiles>,
     /// Dispatch phase, seconds.
     pub dispatch_s: f64,
     /// Whole run including drain, seconds.
@@ -189,6 +193,7 @@ impl Report {
             ack_latency: Percentiles::of(&t.ack_latency_us),
             incident_latency: None,
             incidents: None,
+            feed_latency: None,
             dispatch_s,
             elapsed_s: r.elapsed.as_secs_f64(),
             interrupted: r.interrupted,
@@ -217,6 +222,12 @@ impl Report {
             unexpected: check.unexpected.len() as u64,
         });
         self.incident_latency = Some(Percentiles::of(latency_us));
+        self
+    }
+
+    /// Adds the load run's fix → feed latency.
+    pub fn with_feed_latency(mut self, latency_us: &Histogram<u64>) -> Self {
+        self.feed_latency = Some(Percentiles::of(latency_us));
         self
     }
 
@@ -298,6 +309,12 @@ impl Report {
                 l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.count
             );
         }
+        if let Some(l) = &self.feed_latency {
+            s += &format!(
+                "latency:   fix->feed p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} zone incidents; from the confirming fix's scheduled publication)\n",
+                l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.count
+            );
+        }
         s
     }
 }
@@ -366,6 +383,38 @@ pub fn incident_latency(
             let us = seen.arrived.saturating_duration_since(p).as_micros() as u64;
             let _ = h.record(us.clamp(1, 3_600_000_000));
         }
+    }
+    h
+}
+
+/// Incident kinds opened by a zone transition: their `opened_at` is the
+/// device time of the fix that confirmed the breach.
+const ZONE_KINDS: [&str; 3] = ["zone_exit", "exclusion_entry", "curfew_breach"];
+
+/// Fix → feed latency, microseconds, of every zone incident seen: from when
+/// the pacing had the confirming fix due (the plan's device times are its
+/// clock, and the incident's `opened_at` is that fix's device time) to the
+/// incident's arrival on the feed. A device task that publishes after its
+/// fix was due, or a feed read late because the simulator is busy, adds to
+/// it: what it measures is at least the real publish → feed latency. `run`
+/// pairs the instant the run started with the plan time of its first send.
+pub fn scheduled_feed_latency(
+    seen: &[Seen],
+    run: (tokio::time::Instant, i64),
+    pacing: crate::schedule::Pacing,
+) -> Histogram<u64> {
+    let mut h = new_histogram();
+    let (started, start_ms) = run;
+    for s in seen
+        .iter()
+        .filter(|s| ZONE_KINDS.contains(&s.incident.kind.as_str()))
+    {
+        let due = started
+            + pacing
+                .due_after(start_ms, s.incident.at_ms)
+                .unwrap_or_default();
+        let us = s.arrived.saturating_duration_since(due).as_micros() as u64;
+        let _ = h.record(us.clamp(1, 3_600_000_000));
     }
     h
 }
@@ -440,5 +489,47 @@ mod tests {
             "{}",
             r.summary()
         );
+    }
+
+    #[test]
+    fn fix_to_feed_is_timed_from_the_confirming_fix_being_due() {
+        use crate::expect::ObservedIncident;
+        use crate::schedule::Pacing;
+        use std::time::Duration;
+        let started = tokio::time::Instant::now();
+        let start_ms = 1_800_000_000_000;
+        let seen = |kind: &str, at_ms: i64, arrived_ms: u64| Seen {
+            incident: ObservedIncident {
+                subject: "s1".into(),
+                kind: kind.into(),
+                at_ms,
+            },
+            arrived: started + Duration::from_millis(arrived_ms),
+        };
+        let feed = [
+            // Confirming fix due 10 s into the run, on the feed 25 ms later.
+            seen("zone_exit", start_ms + 10_000, 10_025),
+            seen("exclusion_entry", start_ms + 20_000, 20_040),
+            // Not opened by a fix: not timed.
+            seen("lost_contact", start_ms + 5_000, 30_000),
+        ];
+        let h = scheduled_feed_latency(&feed, (started, start_ms), Pacing::REAL_TIME);
+        assert_eq!(h.len(), 2);
+        // Recorded at the histogram's precision.
+        assert!(h.equivalent(h.min(), 25_000), "{}", h.min());
+        assert!(h.equivalent(h.max(), 40_000), "{}", h.max());
+        // At ten times real time the same fix is due at 1 s.
+        let fast = Pacing::parse("10x").unwrap();
+        let h = scheduled_feed_latency(&feed[..1], (started, start_ms), fast);
+        assert!(h.equivalent(h.max(), 9_025_000), "{}", h.max());
+        let run = RunStats {
+            total: crate::wire::Stats::default(),
+            devices: 1,
+            dispatch_elapsed: Duration::from_secs(1),
+            elapsed: Duration::from_secs(1),
+            interrupted: false,
+        };
+        let r = Report::new("load", Some(5.0), &run).with_feed_latency(&h);
+        assert!(r.summary().contains("fix->feed"), "{}", r.summary());
     }
 }
