@@ -130,6 +130,15 @@ async fn count(store: &Store, table: &str) -> i64 {
     }
 }
 
+/// One row per incident and per timeline entry, and each of the batch's
+/// notifications and feed events once.
+async fn assert_rows(store: &Store, incidents: usize, entries: usize, batch: &EffectBatch) {
+    assert_eq!(count(store, "incidents").await, incidents as i64);
+    assert_eq!(count(store, "incident_timeline").await, entries as i64);
+    assert_eq!(count(store, "outbox").await, batch.outbox.len() as i64);
+    assert_eq!(count(store, "feed_events").await, batch.feed.len() as i64);
+}
+
 async fn one_step_with_an_incident_changed_twice_and_many_rows(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(db, &dir).await;
@@ -164,13 +173,7 @@ async fn one_step_with_an_incident_changed_twice_and_many_rows(db: Db) {
         .await
         .unwrap();
 
-    assert_eq!(count(&store, "incidents").await, subjects as i64);
-    assert_eq!(
-        count(&store, "incident_timeline").await,
-        subjects as i64 + 2
-    );
-    assert_eq!(count(&store, "outbox").await, batch.outbox.len() as i64);
-    assert_eq!(count(&store, "feed_events").await, batch.feed.len() as i64);
+    assert_rows(&store, subjects, subjects + 2, &batch).await;
     // Subject 0's incident is stored as its last change left it, with all
     // three entries.
     let changes0: Vec<_> = batch
@@ -205,13 +208,7 @@ async fn one_step_with_an_incident_changed_twice_and_many_rows(db: Db) {
     alerts::commit_effects(&store, &audit, &batch)
         .await
         .unwrap();
-    assert_eq!(count(&store, "incidents").await, subjects as i64);
-    assert_eq!(
-        count(&store, "incident_timeline").await,
-        subjects as i64 + 2
-    );
-    assert_eq!(count(&store, "outbox").await, batch.outbox.len() as i64);
-    assert_eq!(count(&store, "feed_events").await, batch.feed.len() as i64);
+    assert_rows(&store, subjects, subjects + 2, &batch).await;
     verify_chain(&alerts::audit_entries(&store).await.unwrap()).expect("still unbroken");
     store.close().await;
 }

@@ -8,40 +8,28 @@
 use crate::common;
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use common::{Db, Service};
+use common::{Db, Service, wait_for};
 use rustix::net::sockopt::tcp_nodelay;
 use rustix::net::{getpeername, getsockname};
 use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
 
-/// TCP_NODELAY of this process's socket from `local` to `peer`, once it exists.
-async fn nodelay_of(local: SocketAddr, peer: SocketAddr) -> bool {
+/// This process's socket from `local` to `peer` (a duplicate of it), if it
+/// exists yet.
+fn accepted(local: SocketAddr, peer: SocketAddr) -> Option<OwnedFd> {
     let pidfd = pidfd_open(getpid(), PidfdFlags::empty()).expect("pidfd of this process");
-    for _ in 0..100 {
-        for entry in std::fs::read_dir("/proc/self/fd").expect("list fds") {
-            let Some(raw) = entry
-                .ok()
-                .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            // A duplicate of the descriptor, whatever it is; not a socket: skip.
-            let Ok(fd) = pidfd_getfd(&pidfd, raw, PidfdGetfdFlags::empty()) else {
-                continue;
-            };
-            let addr = |a: Option<rustix::net::SocketAddrAny>| {
-                a.and_then(|a| SocketAddr::try_from(a).ok())
-            };
-            if addr(getsockname(&fd).ok()) == Some(local)
-                && addr(getpeername(&fd).ok().flatten()) == Some(peer)
-            {
-                return tcp_nodelay(&fd).expect("a TCP socket");
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no accepted socket from {peer} to {local}");
+    let addr = |a: Option<rustix::net::SocketAddrAny>| a.and_then(|a| SocketAddr::try_from(a).ok());
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list fds")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        // A duplicate of the descriptor, whatever it is; not a socket: skipped.
+        .filter_map(|raw| pidfd_getfd(&pidfd, raw, PidfdGetfdFlags::empty()).ok())
+        .find(|fd| {
+            addr(getsockname(fd).ok()) == Some(local)
+                && addr(getpeername(fd).ok().flatten()) == Some(peer)
+        })
 }
 
 async fn assert_nodelay(server: SocketAddr, what: &str) {
@@ -49,8 +37,14 @@ async fn assert_nodelay(server: SocketAddr, what: &str) {
         .await
         .expect("connect");
     let peer = client.local_addr().unwrap();
+    // The server accepts asynchronously.
+    wait_for("the accepted socket", Duration::from_secs(5), || async {
+        accepted(server, peer).is_some()
+    })
+    .await;
+    let fd = accepted(server, peer).expect("accepted");
     assert!(
-        nodelay_of(server, peer).await,
+        tcp_nodelay(&fd).expect("a TCP socket"),
         "{what}: the accepted connection has Nagle's algorithm on"
     );
 }
