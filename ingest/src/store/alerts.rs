@@ -270,19 +270,11 @@ pub async fn commit_effects(
 fn newest_headers(
     changes: &[IncidentChange],
 ) -> anyhow::Result<Vec<(&IncidentHeader, i64, String)>> {
-    let mut newest: Vec<&IncidentChange> = Vec::new();
-    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for c in changes {
-        match at.get(c.header.id.as_str()) {
-            Some(&i) => newest[i] = c,
-            None => {
-                at.insert(c.header.id.as_str(), newest.len());
-                newest.push(c);
-            }
-        }
-    }
+    // Later changes replace earlier ones of the same incident.
+    let newest: BTreeMap<&str, &IncidentChange> =
+        changes.iter().map(|c| (c.header.id.as_str(), c)).collect();
     newest
-        .into_iter()
+        .into_values()
         .map(|c| Ok((&c.header, c.entry.at.millis(), json(&c.header)?)))
         .collect()
 }
