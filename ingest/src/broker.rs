@@ -14,6 +14,15 @@
 //! payload still carries the device's authentication tag (see `pipeline::decode`),
 //! which another device cannot forge.
 //!
+//! Broker log: rumqttd keeps every message in an in-memory log per subscribed filter
+//! until its segment is dropped for space. The uplink filters' only reader is the
+//! pipeline and a device downlink's only reader is that device, and nothing in either
+//! is needed once read (the ack protocol recovers anything lost), so those logs drop
+//! what their reader has read (vendored rumqttd, `SegmentConfig::drop_read`) and hold
+//! only a backlog. The configured segments bound the pipeline's backlog; a device's
+//! downlink backlog is a few KiB of acks; other filters (office alerts, which any
+//! number of consumers may read) keep [`OTHER_SEGMENT_BYTES`] × [`OTHER_SEGMENT_COUNT`].
+//!
 //! Connected devices: rumqttd tells nobody about connects and disconnects, but its
 //! router keeps a live connection count and reports it through its meters. The
 //! router only reports when something was published since its last report, so a
@@ -29,8 +38,9 @@ use anyhow::Context;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{
     AclAction, Broker, Config as RumqttdConfig, ConnectionSettings, Meter, MetricSettings,
-    MetricType, RouterConfig, ServerSettings, TlsConfig, TopicAcl,
+    MetricType, RouterConfig, SegmentConfig, ServerSettings, TlsConfig, TopicAcl,
 };
+use geoward_proto::topic::{DOWNLINK_FILTERS, UPLINK_FILTERS};
 
 use crate::auth::DeviceAuth;
 use crate::config::MqttConfig;
@@ -42,6 +52,15 @@ const LOCAL_LINKS: usize = 3;
 const METER_INTERVAL_SECONDS: u64 = 1;
 /// Topic of the tick that makes the router report; `$` keeps it from every client.
 const METER_TICK_TOPIC: &str = "$geoward/meter-tick";
+
+/// A device's downlink log: acks (each well under 256 bytes) waiting for the device
+/// to read them; the oldest go first if it stops reading, and since acks are
+/// cumulative the next one covers them.
+const DOWNLINK_SEGMENT_BYTES: usize = 1024;
+const DOWNLINK_SEGMENT_COUNT: usize = 4;
+/// The log of every other filter (office alerts): 16 MiB.
+const OTHER_SEGMENT_BYTES: usize = 1 << 20;
+const OTHER_SEGMENT_COUNT: usize = 16;
 
 /// The running broker's handles the service keeps.
 pub struct BrokerHandles {
@@ -119,9 +138,9 @@ pub fn rumqttd_config(
         router: RouterConfig {
             max_connections: cfg.max_connections,
             max_outgoing_packet_count: 200,
-            max_segment_size: cfg.segment_size_bytes,
-            max_segment_count: cfg.segment_count,
-            custom_segment: None,
+            max_segment_size: OTHER_SEGMENT_BYTES,
+            max_segment_count: OTHER_SEGMENT_COUNT,
+            custom_segment: Some(segment_configs(cfg)),
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
@@ -129,6 +148,24 @@ pub fn rumqttd_config(
         metrics: Some(meter_settings()),
         ..Default::default()
     }
+}
+
+/// The logs of the filters read by one reader each: the pipeline's uplinks, with the
+/// configured backlog, and each device's downlink (see the module doc).
+fn segment_configs(cfg: &MqttConfig) -> HashMap<String, SegmentConfig> {
+    let uplink = SegmentConfig {
+        max_segment_size: cfg.segment_size_bytes,
+        max_segment_count: cfg.segment_count,
+        drop_read: true,
+    };
+    let downlink = SegmentConfig {
+        max_segment_size: DOWNLINK_SEGMENT_BYTES,
+        max_segment_count: DOWNLINK_SEGMENT_COUNT,
+        drop_read: true,
+    };
+    let uplinks = UPLINK_FILTERS.map(|f| (f.to_owned(), uplink.clone()));
+    let downlinks = DOWNLINK_FILTERS.map(|f| (f.to_owned(), downlink.clone()));
+    uplinks.into_iter().chain(downlinks).collect()
 }
 
 /// The plain TCP listener's topic authorisation; refusals are security events
@@ -237,7 +274,7 @@ pub fn start(
     let (mut link_tx, link_rx) = broker
         .link("geoward-pipeline")
         .context("opening the broker's local link")?;
-    for filter in geoward_proto::topic::UPLINK_FILTERS {
+    for filter in UPLINK_FILTERS {
         link_tx
             .subscribe(filter)
             .with_context(|| format!("subscribing to {filter}"))?;

@@ -104,9 +104,10 @@ pub struct MqttConfig {
     /// admit (1 ms would already be 100 s). Devices add their own jittered back-off, and
     /// the connection limit and auth cache protect the process. See `deploy/NOTES.md`.
     pub next_connection_delay_ms: u64,
-    /// Size of one in-memory log segment of the broker, in bytes.
+    /// Size of one segment of the broker's in-memory log of uplinks not yet read by
+    /// the pipeline, in bytes (per uplink filter; what was read is dropped).
     pub segment_size_bytes: usize,
-    /// Number of in-memory log segments kept per topic filter; when full, the oldest is
+    /// Number of those segments kept per uplink filter; when full, the oldest is
     /// dropped (the pipeline detects and counts that, the ack protocol recovers it).
     pub segment_count: usize,
 }
@@ -193,8 +194,8 @@ impl Default for MqttConfig {
             connection_timeout_ms: 10_000,
             max_inflight_count: 100,
             next_connection_delay_ms: 0,
-            segment_size_bytes: 104_857_600,
-            segment_count: 10,
+            segment_size_bytes: 1_048_576,
+            segment_count: 1000,
         }
     }
 }

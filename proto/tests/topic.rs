@@ -138,3 +138,39 @@ fn uplink_encoding_and_route_helpers() {
         assert!(Topic::parse(f).is_err(), "filters are not topic names: {f}");
     }
 }
+
+/// MQTT matching for filters with `+` only (all the filters above use).
+fn matches_filter(topic: &str, filter: &str) -> bool {
+    let (t, f): (Vec<_>, Vec<_>) = (topic.split('/').collect(), filter.split('/').collect());
+    t.len() == f.len() && t.iter().zip(&f).all(|(t, f)| *f == "+" || t == f)
+}
+
+#[test]
+fn uplink_and_downlink_filters_match_exactly_their_topics() {
+    use geoward_proto::topic::{DOWNLINK_FILTERS, UPLINK_FILTERS};
+    let tenant = TenantId::new("d1").expect("valid");
+    let d = DeviceId::new("d1").expect("valid");
+    let downlinks = [
+        Topic::downlink(d.clone()),
+        Topic::downlink(d.clone()).with_tenant(tenant.clone()),
+    ];
+    let mut uplinks = Vec::new();
+    for e in [Encoding::Json, Encoding::Binary, Encoding::OwnTracks] {
+        uplinks.push(Topic::uplink(d.clone(), e));
+        uplinks.push(Topic::uplink(d.clone(), e).with_tenant(tenant.clone()));
+    }
+    let alerts = Topic::office_alerts(OfficeId::new("zz").expect("valid"));
+    let count = |topic: &Topic, filters: &[&str]| {
+        let topic = topic.to_string();
+        filters.iter().filter(|f| matches_filter(&topic, f)).count()
+    };
+    for t in &downlinks {
+        assert_eq!(count(t, &DOWNLINK_FILTERS), 1, "{t}");
+        assert_eq!(count(t, &UPLINK_FILTERS), 0, "{t}");
+    }
+    for t in &uplinks {
+        assert_eq!(count(t, &UPLINK_FILTERS), 1, "{t}");
+        assert_eq!(count(t, &DOWNLINK_FILTERS), 0, "{t}");
+    }
+    assert_eq!(count(&alerts, &UPLINK_FILTERS) + count(&alerts, &DOWNLINK_FILTERS), 0);
+}

@@ -241,6 +241,12 @@ pub struct RouterConfig {
 pub struct SegmentConfig {
     pub max_segment_size: usize,
     pub max_segment_count: usize,
+    /// Geoward patch: drop a segment as soon as a subscriber (not a shared
+    /// group) has read past it. Only for filters with a single subscriber
+    /// whose messages are not needed once read (GEOWARD-PATCH.md, "Broker
+    /// log memory").
+    #[serde(default)]
+    pub drop_read: bool,
 }
 
 type ReloadHandle = Handle<EnvFilter, Layered<Layer<Registry, Pretty, Format<Pretty>>, Registry>>;

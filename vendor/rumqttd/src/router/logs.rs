@@ -203,6 +203,16 @@ impl DataLog {
         (filter_idx, data.log.next_offset())
     }
 
+    /// Geoward patch: after a subscriber's read of `filter_idx` ended at
+    /// `cursor`, drops what it has read if the filter's config says so
+    /// (`SegmentConfig::drop_read`). Returns the subscriber's cursor.
+    pub fn drop_read(&mut self, filter_idx: FilterIdx, cursor: Offset) -> Offset {
+        match self.native.get_mut(filter_idx) {
+            Some(data) if data.drop_read => data.log.drop_read(cursor),
+            _ => cursor,
+        }
+    }
+
     pub fn native_readv(
         &self,
         filter_idx: FilterIdx,
@@ -342,6 +352,8 @@ impl DataLog {
 pub struct Data<T> {
     filter: Filter,
     pub log: CommitLog<T>,
+    /// Geoward patch: see `SegmentConfig::drop_read`.
+    drop_read: bool,
     pub waiters: Waiters<DataRequest>,
     meter: SubscriptionMeter,
 }
@@ -353,6 +365,7 @@ where
     pub fn new(filter: &str, router_config: &RouterConfig) -> Data<T> {
         let mut max_segment_size = router_config.max_segment_size;
         let mut max_mem_segments = router_config.max_segment_count;
+        let mut drop_read = false;
 
         // Override segment config for selected filter
         if let Some(config) = &router_config.custom_segment {
@@ -361,6 +374,7 @@ where
                     info!("Overriding segment config for filter: {}", filter);
                     max_segment_size = segment_config.max_segment_size;
                     max_mem_segments = segment_config.max_segment_count;
+                    drop_read = segment_config.drop_read;
                 }
             }
         }
@@ -373,6 +387,7 @@ where
         Data {
             filter: filter.to_owned(),
             log,
+            drop_read,
             waiters,
             meter: metrics,
         }
@@ -538,6 +553,45 @@ mod test {
                 assert_eq!(got, want, "topic {t} after {split} filters first");
             }
         }
+    }
+
+    /// Geoward patch: a filter whose segment config says `drop_read` keeps
+    /// only what its reader has not read past; other filters keep all.
+    #[test]
+    fn drop_read_applies_to_the_filters_configured_for_it() {
+        use crate::protocol::Publish;
+        use crate::SegmentConfig;
+        let lean = SegmentConfig {
+            max_segment_size: 1024,
+            max_segment_count: 100,
+            drop_read: true,
+        };
+        let config = RouterConfig {
+            max_segment_size: 1024,
+            max_connections: 10,
+            max_segment_count: 100,
+            max_outgoing_packet_count: 1024,
+            custom_segment: Some([("dev/+/up".to_owned(), lean)].into_iter().collect()),
+            initialized_filters: None,
+            shared_subscriptions_strategy: Strategy::RoundRobin,
+        };
+        let mut data = DataLog::new(config).unwrap();
+        let (lean_idx, _) = data.next_native_offset("dev/1/up");
+        let (full_idx, _) = data.next_native_offset("alerts");
+        for idx in [lean_idx, full_idx] {
+            for _ in 0..20 {
+                let publish = Publish::new(vec![b't'], vec![0u8; 508], false);
+                data.native[idx].log.append((publish, None).into());
+            }
+            let (position, read) = data.native_readv(idx, (0, 0), 100).unwrap();
+            assert_eq!(read.len(), 20);
+            let super::Position::Done { end, .. } = position else {
+                panic!("not caught up: {position:?}");
+            };
+            data.drop_read(idx, end);
+        }
+        assert_eq!(data.native[lean_idx].log.size(), 0, "nothing unread is kept");
+        assert_eq!(data.native[full_idx].log.len(), 10, "every segment kept");
     }
 
     #[test]

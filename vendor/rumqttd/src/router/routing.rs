@@ -98,8 +98,6 @@ pub struct Router {
     router_tx: Sender<(ConnectionId, Event)>,
     /// Router metrics
     router_meters: RouterMeter,
-    /// Buffer for cache exchange of incoming packets
-    cache: Option<VecDeque<Packet>>,
     /// Shared subscriptions map <group-name, group>
     shared_subscriptions: HashMap<String, SharedGroup>,
     /// Will messages per client_id
@@ -142,7 +140,6 @@ impl Router {
             router_rx,
             router_tx,
             router_meters: router_metrics,
-            cache: Some(VecDeque::with_capacity(MAX_CHANNEL_CAPACITY)),
             shared_subscriptions: HashMap::new(),
             last_wills: HashMap::new(),
         }
@@ -547,8 +544,10 @@ impl Router {
         let span = tracing::error_span!("incoming_payload", client_id);
         let _guard = span.enter();
 
-        // Instead of exchanging, we should just append new incoming packets inside cache
-        let mut packets = incoming.exchange(self.cache.take().unwrap());
+        // Geoward patch: the connection gets an empty queue, not the router's
+        // cache, and the one taken is dropped when handled, so an idle
+        // connection holds no queue (GEOWARD-PATCH.md, "Per-connection memory").
+        let mut packets = incoming.exchange(VecDeque::new());
 
         let mut force_ack = false;
         let mut new_data = false;
@@ -893,7 +892,7 @@ impl Router {
             }
         }
 
-        self.cache = Some(packets);
+        drop(packets);
 
         // Prepare AcksRequest in tracker if router is operating in a
         // single node mode or force ack request for subscriptions
@@ -1556,6 +1555,11 @@ fn forward_device_data(
     request.read_count += publishes.len();
     request.cursor = next;
     // println!("{:?} {:?} {}", start, next, request.read_count);
+    // Geoward patch: what this (only) reader has read is not kept
+    // (`SegmentConfig::drop_read`).
+    if shared_group.is_none() {
+        request.cursor = datalog.drop_read(filter_idx, next);
+    }
 
     if publishes.is_empty() {
         return ConsumeStatus::FilterCaughtup;

@@ -162,6 +162,24 @@ where
         }
     }
 
+    /// Geoward patch: for a log whose only reader has read up to `cursor`,
+    /// drops the segments it has read past; if it has read everything, the
+    /// active segment is closed first so that it goes too. Returns the
+    /// reader's cursor as it is afterwards (the same absolute offset).
+    pub fn drop_read(&mut self, mut cursor: (u64, u64)) -> (u64, u64) {
+        let active = self.active_segment();
+        if cursor == (self.tail, active.next_offset()) && active.len() > 0 {
+            self.segments.push_back(Segment::with_offset(cursor.1));
+            self.tail += 1;
+            cursor.0 = self.tail;
+        }
+        while self.head < cursor.0 && self.segments.len() > 1 {
+            self.segments.pop_front();
+            self.head += 1;
+        }
+        cursor
+    }
+
     #[inline]
     pub fn last(&self) -> Option<T> {
         self.active_segment().last()
@@ -306,6 +324,37 @@ mod tests {
                 end: (100, 1)
             }
         );
+    }
+
+    // Geoward patch: `drop_read`.
+    #[test]
+    fn drop_read_keeps_only_what_is_unread() {
+        let mut log: CommitLog<Bytes> = CommitLog::new(1024, 100).unwrap();
+        // 10 segments of two 512-byte packets each.
+        for i in 0..20 {
+            log.append(random_payload(i as u8, 512));
+        }
+        assert_eq!((log.head, log.tail, log.len()), (0, 9, 10));
+
+        // A reader in segment 4 has read past segments 0..4.
+        assert_eq!(log.drop_read((4, 8)), (4, 8));
+        assert_eq!((log.head, log.tail, log.len()), (4, 9, 6));
+        let mut out = Vec::new();
+        let next = log.readv((4, 8), 100, &mut out).unwrap();
+        assert_eq!(out.len(), 12, "the unread entries are all still there");
+        assert_eq!(out[0].1, (4, 8));
+        assert_eq!(next, Done { start: (4, 8), end: (9, 20) });
+
+        // Caught up: the active segment is closed and dropped too; the
+        // cursor names the new one, at the same absolute offset.
+        assert_eq!(log.drop_read((9, 20)), (10, 20));
+        assert_eq!((log.head, log.tail, log.len(), log.size()), (10, 10, 1, 0));
+        assert_eq!(log.drop_read((10, 20)), (10, 20), "nothing more to drop");
+        assert_eq!(log.append(random_payload(20, 512)), (10, 21));
+        out.clear();
+        let next = log.readv((10, 20), 100, &mut out).unwrap();
+        assert_eq!((out.len(), out[0].1), (1, (10, 20)));
+        assert_eq!(next, Done { start: (10, 20), end: (10, 21) });
     }
 
     #[test]
