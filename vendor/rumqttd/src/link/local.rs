@@ -36,6 +36,30 @@ pub enum LinkError {
     Elapsed(#[from] tokio::time::error::Elapsed),
 }
 
+/// Geoward patch: sends to the router at once, or if its channel is full
+/// returns a wait for room that is boxed. The future returned holds a
+/// pointer, not the 816-byte `Event`: a connection's task was sized for a
+/// pending send for its whole life (GEOWARD-PATCH.md, "Per-connection memory").
+fn send_to_router(
+    router_tx: &Sender<(ConnectionId, Event)>,
+    message: (ConnectionId, Event),
+) -> impl std::future::Future<Output = Result<(), LinkError>> + '_ {
+    let outcome = match router_tx.try_send(message) {
+        Ok(()) => Ok(None),
+        Err(TrySendError::Full(message)) => Ok(Some(Box::pin(router_tx.send_async(message)))),
+        Err(TrySendError::Disconnected(message)) => {
+            Err(Box::new(LinkError::from(SendError(message))))
+        }
+    };
+    async move {
+        match outcome {
+            Ok(None) => Ok(()),
+            Ok(Some(waiting)) => Ok(waiting.await?),
+            Err(e) => Err(*e),
+        }
+    }
+}
+
 // used to build LinkTx and LinkRx
 pub struct LinkBuilder<'a> {
     tenant_id: Option<String>,
@@ -213,12 +237,10 @@ impl LinkTx {
         Ok(len)
     }
 
-    pub(crate) async fn notify(&mut self) -> Result<(), LinkError> {
-        self.router_tx
-            .send_async((self.connection_id, Event::DeviceData))
-            .await?;
-
-        Ok(())
+    pub(crate) fn notify(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<(), LinkError>> + '_ {
+        send_to_router(&self.router_tx, (self.connection_id, Event::DeviceData))
     }
 
     /// Sends a MQTT Publish to the router
@@ -418,12 +440,8 @@ impl LinkRx {
         Ok(())
     }
 
-    pub async fn wake(&self) -> Result<(), LinkError> {
-        self.router_tx
-            .send_async((self.connection_id, Event::Ready))
-            .await?;
-
-        Ok(())
+    pub fn wake(&self) -> impl std::future::Future<Output = Result<(), LinkError>> + '_ {
+        send_to_router(&self.router_tx, (self.connection_id, Event::Ready))
     }
 }
 

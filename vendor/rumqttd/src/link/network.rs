@@ -22,6 +22,16 @@ pub enum Error {
     KeepAlive(#[from] Elapsed),
 }
 
+/// Geoward patch: room made in the read buffer before each read from the
+/// socket: `FIRST_READ` when it is empty (the connection was idle, and the
+/// room is held for as long as it stays idle: a bracelet sends a fix a
+/// minute; a fix in a binary frame fits), `READ_CHUNK` while packets are
+/// arriving. Both buffers are released whenever they are empty; the payloads
+/// of the packets read share the read buffer's allocation until they are
+/// dropped, so a fresh one per burst costs nothing extra.
+const FIRST_READ: usize = 256;
+const READ_CHUNK: usize = 1024;
+
 /// Network transforms packets <-> frames efficiently. It takes
 /// advantage of pre-allocation, buffering and vectorization when
 /// appropriate to achieve performance
@@ -51,10 +61,10 @@ impl<P: Protocol> Network<P> {
     ) -> Network<P> {
         Network {
             socket,
-            // Geoward patch: 1 KiB, not 10 KiB, each way; the buffers grow
-            // for larger packets (GEOWARD-PATCH.md, "Per-connection memory").
-            read: BytesMut::with_capacity(1024),
-            write: BytesMut::with_capacity(1024),
+            // Geoward patch: no buffers while idle (GEOWARD-PATCH.md,
+            // "Per-connection memory"); see `READ_CHUNK`.
+            read: BytesMut::new(),
+            write: BytesMut::new(),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we
@@ -75,6 +85,8 @@ impl<P: Protocol> Network<P> {
         // TODO: Fix this cancellation bug and write unit test
         let mut total_read = 0;
         loop {
+            let chunk = if self.read.is_empty() { FIRST_READ } else { READ_CHUNK };
+            self.read.reserve(required.saturating_sub(total_read).max(chunk));
             let read = self.socket.read_buf(&mut self.read).await?;
             if 0 == read {
                 let error = if self.read.is_empty() {
@@ -101,7 +113,10 @@ impl<P: Protocol> Network<P> {
                 &mut self.read,
                 self.max_incoming_size,
             ) {
-                Ok(packet) => return Ok(packet),
+                Ok(packet) => {
+                    self.release_read_if_empty();
+                    return Ok(packet);
+                }
                 Err(protocol::Error::InsufficientBytes(required)) => required,
                 Err(e) => return Err(e.into()),
             };
@@ -127,7 +142,10 @@ impl<P: Protocol> Network<P> {
                         return Ok(connection_buffer_length);
                     }
                 }
-                Err(protocol::Error::InsufficientBytes(_)) => return Ok(packets.len()),
+                Err(protocol::Error::InsufficientBytes(_)) => {
+                    self.release_read_if_empty();
+                    return Ok(packets.len());
+                }
                 Err(e) => return Err(io::Error::new(ErrorKind::InvalidData, e.to_string()).into()),
             }
         }
@@ -136,7 +154,8 @@ impl<P: Protocol> Network<P> {
     pub async fn write(&mut self, packet: Packet) -> Result<(), Error> {
         Protocol::write(&self.protocol, packet, &mut self.write)?;
         self.socket.write_all(&self.write).await?;
-        self.write.clear();
+        // Geoward patch: released, not cleared (see `READ_CHUNK`).
+        self.write = BytesMut::new();
         Ok(())
     }
 
@@ -145,8 +164,16 @@ impl<P: Protocol> Network<P> {
             Protocol::write(&self.protocol, packet, &mut self.write)?;
         }
         self.socket.write_all(&self.write).await?;
-        self.write.clear();
+        // Geoward patch: released, not cleared (see `READ_CHUNK`).
+        self.write = BytesMut::new();
         Ok(())
+    }
+
+    /// Geoward patch: see `READ_CHUNK`.
+    fn release_read_if_empty(&mut self) {
+        if self.read.is_empty() {
+            self.read = BytesMut::new();
+        }
     }
 }
 

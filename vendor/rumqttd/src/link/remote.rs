@@ -134,7 +134,11 @@ impl<P: Protocol> RemoteLink<P> {
         // Note:
         // Shouldn't result in bounded queue deadlocks because of blocking n/w send
         loop {
-            select! {
+            // Geoward patch: each branch does its synchronous part and says
+            // what to await next; the awaits run after the select, so the
+            // task is not sized for the select's output (a 392-byte `Packet`)
+            // held across them (GEOWARD-PATCH.md, "Per-connection memory").
+            let step = select! {
                 o = self.network.read() => {
                     let packet = o?;
                     let len = {
@@ -145,7 +149,7 @@ impl<P: Protocol> RemoteLink<P> {
                     };
 
                     trace!("Packets read from network, count = {}", len);
-                    self.link_tx.notify().await?;
+                    Step::Notify
                 }
                 // Receive from router when previous when state isn't in collision
                 // due to previously received data request
@@ -154,7 +158,9 @@ impl<P: Protocol> RemoteLink<P> {
                     let mut packets = VecDeque::new();
                     let mut unscheduled = false;
 
-                    for notif in self.notifications.drain(..) {
+                    // Geoward patch: the drained queue's memory is released,
+                    // not kept for the next exchange.
+                    for notif in std::mem::take(&mut self.notifications) {
                         if let Some(packet) = notif.into() {
                             packets.push_back(packet);
                         } else {
@@ -162,6 +168,15 @@ impl<P: Protocol> RemoteLink<P> {
                         }
 
                     }
+                    Step::Write { packets, unscheduled }
+                }
+            };
+            match step {
+                Step::Notify => self.link_tx.notify().await?,
+                Step::Write {
+                    packets,
+                    unscheduled,
+                } => {
                     self.network.writev(packets).await?;
                     if unscheduled {
                         self.link_rx.wake().await?;
@@ -170,6 +185,18 @@ impl<P: Protocol> RemoteLink<P> {
             }
         }
     }
+}
+
+/// Geoward patch: what [`RemoteLink::start`] awaits after a select.
+enum Step {
+    /// Packets were read: tell the router.
+    Notify,
+    /// Notifications arrived: write these packets, then ask for more if
+    /// the router unscheduled the link.
+    Write {
+        packets: VecDeque<Packet>,
+        unscheduled: bool,
+    },
 }
 
 /// Read MQTT connect packet from network and verify it.

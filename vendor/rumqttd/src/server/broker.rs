@@ -508,14 +508,18 @@ fn closed_before_connect(e: &remote::Error) -> bool {
 /// waiting for mqtt connect packet. Also this honours connection wait time as per config to prevent
 /// denial of service attacks (rogue clients which only establish network connections without
 /// sending a mqtt connection packet to make the server reach its concurrent connection limit).
-async fn remote<P: Protocol>(
+///
+/// Geoward patch: this is the connect phase of [`remote`], split out of it:
+/// reads and checks CONNECT and registers the link with the router; `None`
+/// if the connection ends there.
+async fn connect_remote<P: Protocol>(
     config: Arc<ConnectionSettings>,
     tenant_id: Option<String>,
     router_tx: Sender<(ConnectionId, Event)>,
     stream: Box<dyn N>,
     protocol: P,
     will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
-) {
+) -> Option<(RemoteLink<P>, String, flume::Receiver<AwaitingWill>)> {
     let mut network = Network::new(
         stream,
         config.max_payload_size,
@@ -533,11 +537,11 @@ async fn remote<P: Protocol>(
         // not a broker error; logging it at ERROR buries the real ones.
         Err(e) if closed_before_connect(&e) => {
             debug!(error=?e, "Connection closed before an MQTT connect packet");
-            return;
+            return None;
         }
         Err(e) => {
             error!(error=?e, "Error while handling MQTT connect packet");
-            return;
+            return None;
         }
     };
 
@@ -568,7 +572,7 @@ async fn remote<P: Protocol>(
         let topic = String::from_utf8_lossy(&will.topic);
         if !acl.allows(&client_id, crate::AclAction::Publish, &topic) {
             warn!(%client_id, %topic, "will topic not allowed, connection closed");
-            return;
+            return None;
         }
     }
 
@@ -588,7 +592,7 @@ async fn remote<P: Protocol>(
         .insert(client_id.clone(), will_tx);
 
     // Start the link
-    let mut link = match RemoteLink::new(
+    let link = match RemoteLink::new(
         router_tx.clone(),
         tenant_id.clone(),
         network,
@@ -602,8 +606,37 @@ async fn remote<P: Protocol>(
         Ok(l) => l,
         Err(e) => {
             error!(error=?e, "Remote link error");
-            return;
+            return None;
         }
+    };
+    Some((link, client_id, will_rx))
+}
+
+/// Geoward patch: a connection's task: [`connect_remote`], then the link until
+/// it ends, then the will.
+async fn remote<P: Protocol>(
+    config: Arc<ConnectionSettings>,
+    tenant_id: Option<String>,
+    router_tx: Sender<(ConnectionId, Event)>,
+    stream: Box<dyn N>,
+    protocol: P,
+    will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
+) {
+    // Geoward patch: the connect phase runs boxed, so its state (about 2 KiB:
+    // the CONNECT packet, the handshake's futures) is freed once the device
+    // is connected instead of sizing the connection's task for its whole life
+    // (GEOWARD-PATCH.md, "Per-connection memory").
+    let Some((mut link, client_id, will_rx)) = Box::pin(connect_remote(
+        config,
+        tenant_id.clone(),
+        router_tx.clone(),
+        stream,
+        protocol,
+        will_handlers.clone(),
+    ))
+    .await
+    else {
+        return;
     };
 
     let connection_id = link.connection_id;
