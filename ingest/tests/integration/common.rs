@@ -208,6 +208,8 @@ pub struct Device {
     pub key: Vec<u8>,
     pub client: AsyncClient,
     acks: tokio::sync::watch::Receiver<u64>,
+    /// PUBACKs received: the broker has that many of our publishes in its log.
+    pubacks: tokio::sync::watch::Receiver<u64>,
     connected: tokio::sync::watch::Receiver<bool>,
     _task: JoinHandle<()>,
 }
@@ -253,6 +255,7 @@ impl Device {
         opts.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(opts, 100);
         let (ack_tx, acks) = tokio::sync::watch::channel(0u64);
+        let (puback_tx, pubacks) = tokio::sync::watch::channel(0u64);
         let (conn_tx, connected) = tokio::sync::watch::channel(false);
         let id = DeviceId::new(user).unwrap();
         // Queued before the event loop starts: it goes out once connected, and
@@ -261,12 +264,18 @@ impl Device {
             .subscribe(format!("geoward/v1/dev/{user}/down"), QoS::AtLeastOnce)
             .await
             .unwrap();
-        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx, user.to_owned(), retries));
+        let links = Links {
+            acks: ack_tx,
+            pubacks: puback_tx,
+            connected: conn_tx,
+        };
+        let task = tokio::spawn(drive(eventloop, links, user.to_owned(), retries));
         Device {
             id,
             key: hex::decode(key_hex).unwrap(),
             client,
             acks,
+            pubacks,
             connected,
             _task: task,
         }
@@ -304,6 +313,15 @@ impl Device {
     /// Highest ack received so far.
     pub fn acked(&self) -> u64 {
         *self.acks.borrow()
+    }
+
+    /// Waits until the broker has PUBACKed `n` publishes of this connection.
+    pub async fn wait_pubacks(&mut self, n: u64, timeout: Duration) {
+        let mut a = self.pubacks.clone();
+        tokio::time::timeout(timeout, a.wait_for(|v| *v >= n))
+            .await
+            .unwrap_or_else(|_| panic!("no {n} PUBACKs in time (got {})", *self.pubacks.borrow()))
+            .unwrap();
     }
 
     /// Waits until an ack of at least `seq` arrives.
@@ -346,13 +364,19 @@ pub fn sealed_fix(device: &DeviceId, key: &[u8], seq: u64) -> Vec<u8> {
 
 /// Polls a device's event loop until its connection fails; a failure before
 /// the first CONNACK is retried up to `retries` times.
-async fn drive(
-    mut eventloop: EventLoop,
+/// What a device's event loop reports.
+struct Links {
     acks: tokio::sync::watch::Sender<u64>,
+    pubacks: tokio::sync::watch::Sender<u64>,
     connected: tokio::sync::watch::Sender<bool>,
-    device: String,
-    mut retries: u32,
-) {
+}
+
+async fn drive(mut eventloop: EventLoop, links: Links, device: String, mut retries: u32) {
+    let Links {
+        acks,
+        pubacks,
+        connected,
+    } = links;
     let mut accepted = false;
     loop {
         match eventloop.poll().await {
@@ -360,6 +384,7 @@ async fn drive(
                 accepted = true;
                 let _ = connected.send(true);
             }
+            Ok(Event::Incoming(Packet::PubAck(_))) => pubacks.send_modify(|n| *n += 1),
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if let Ok(geoward_proto::Downlink::Ack(a)) = geoward_proto::decode_downlink(
                     &p.payload,
@@ -646,6 +671,7 @@ impl Device {
         opts.set_transport(rumqttc::Transport::tls_with_config(tls));
         let (client, eventloop) = AsyncClient::new(opts, 100);
         let (ack_tx, acks) = tokio::sync::watch::channel(0u64);
+        let (puback_tx, pubacks) = tokio::sync::watch::channel(0u64);
         let (conn_tx, connected) = tokio::sync::watch::channel(false);
         let id = DeviceId::new(&creds.device_id).unwrap();
         // Queued before the event loop starts (see `Device::open`).
@@ -656,12 +682,18 @@ impl Device {
             )
             .await
             .unwrap();
-        let task = tokio::spawn(drive(eventloop, ack_tx, conn_tx, id.to_string(), 0));
+        let links = Links {
+            acks: ack_tx,
+            pubacks: puback_tx,
+            connected: conn_tx,
+        };
+        let task = tokio::spawn(drive(eventloop, links, id.to_string(), 0));
         Device {
             id,
             key: hex::decode(&creds.payload_key).unwrap(),
             client,
             acks,
+            pubacks,
             connected,
             _task: task,
         }

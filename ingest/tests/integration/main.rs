@@ -9,6 +9,7 @@ mod alert_store;
 mod alerting;
 mod api;
 mod broker_log;
+mod broker_skip;
 mod connected_devices;
 mod crash;
 mod nodelay;
