@@ -35,12 +35,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use geoward_proto::topic::{DOWNLINK_FILTERS, UPLINK_FILTERS};
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{
     AclAction, Broker, Config as RumqttdConfig, ConnectionSettings, Meter, MetricSettings,
     MetricType, RouterConfig, SegmentConfig, ServerSettings, TlsConfig, TopicAcl,
 };
-use geoward_proto::topic::{DOWNLINK_FILTERS, UPLINK_FILTERS};
 
 use crate::auth::DeviceAuth;
 use crate::config::MqttConfig;

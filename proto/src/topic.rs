@@ -36,10 +36,8 @@ pub const UPLINK_FILTERS: [&str; 4] = [
 
 /// Filters that match every device's downlink, with and without tenant
 /// prefix (each device subscribes to its own downlink topic).
-pub const DOWNLINK_FILTERS: [&str; 2] = [
-    "geoward/v1/dev/+/down",
-    "/tenants/+/geoward/v1/dev/+/down",
-];
+pub const DOWNLINK_FILTERS: [&str; 2] =
+    ["geoward/v1/dev/+/down", "/tenants/+/geoward/v1/dev/+/down"];
 
 /// What a topic is for, and whose it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -172,5 +172,8 @@ fn uplink_and_downlink_filters_match_exactly_their_topics() {
         assert_eq!(count(t, &UPLINK_FILTERS), 1, "{t}");
         assert_eq!(count(t, &DOWNLINK_FILTERS), 0, "{t}");
     }
-    assert_eq!(count(&alerts, &UPLINK_FILTERS) + count(&alerts, &DOWNLINK_FILTERS), 0);
+    assert_eq!(
+        count(&alerts, &UPLINK_FILTERS) + count(&alerts, &DOWNLINK_FILTERS),
+        0
+    );
 }
