@@ -624,6 +624,18 @@ pub async fn stored_seqs(store: &Store, device: &str) -> Vec<i64> {
     .unwrap())
 }
 
+/// Asserts that the device's stored fixes are exactly sequences 1..=`n`, each
+/// once; `context` says what happened to them (in the failure message).
+pub async fn assert_stored_once(store: &Store, device: &str, n: u64, context: &str) {
+    let stored = stored_seqs(store, device).await;
+    let want: Vec<i64> = (1..=n as i64).collect();
+    assert!(
+        stored == want,
+        "want 1..={n} exactly once, stored {} rows ({context})",
+        stored.len()
+    );
+}
+
 /// A rustls client configuration for mTLS: trusts `ca_pem`, presents `cert_pem` and
 /// `key_pem`. The crypto provider is ring, chosen explicitly because the dependency
 /// graph enables more than one provider (rustls then has no process default).

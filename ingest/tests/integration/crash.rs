@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Device, GeowardProcess, free_port, fresh_pg_database, stored_seqs, wait_for};
+use common::{
+    Device, GeowardProcess, assert_stored_once, free_port, fresh_pg_database, stored_seqs, wait_for,
+};
 use geoward_ingest::store::Store;
 
 /// Fixes the device has in its store-and-forward buffer over the whole test.
@@ -110,13 +112,7 @@ async fn kill_9_under_load_loses_no_acked_fix(database_url: Option<String>) {
         || async { dev.acked() == TOTAL },
     )
     .await;
-    let stored = stored_seqs(&store, "crash1").await;
-    let want: Vec<i64> = (1..=TOTAL as i64).collect();
-    assert!(
-        stored == want,
-        "stored {} rows, want exactly 1..={TOTAL} once each",
-        stored.len()
-    );
+    assert_stored_once(&store, "crash1", TOTAL, "after a kill -9 and a resend").await;
     assert_eq!(
         store.verify_evidence("crash1").await.unwrap().map(|_| ()),
         Ok(()),
