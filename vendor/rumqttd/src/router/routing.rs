@@ -1553,13 +1553,13 @@ fn forward_device_data(
     let qos = request.qos;
     let filter_idx = request.filter_idx;
     request.read_count += publishes.len();
-    request.cursor = next;
-    // println!("{:?} {:?} {}", start, next, request.read_count);
     // Geoward patch: what this (only) reader has read is not kept
-    // (`SegmentConfig::drop_read`).
-    if shared_group.is_none() {
-        request.cursor = datalog.drop_read(filter_idx, next);
-    }
+    // (`SegmentConfig::drop_read`); that may move the cursor to a new segment.
+    request.cursor = match shared_group {
+        None => datalog.drop_read(filter_idx, next),
+        Some(_) => next,
+    };
+    // println!("{:?} {:?} {}", start, next, request.read_count);
 
     if publishes.is_empty() {
         return ConsumeStatus::FilterCaughtup;
