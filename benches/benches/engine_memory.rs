@@ -34,14 +34,16 @@ struct Subject {
 }
 
 /// Minute `r` of subject `s`: a smooth walk of about 1 km around home,
-/// GNSS with 5–24 m accuracy, every tenth fix by cell (300 m).
+/// GNSS with 5–24 m accuracy, every tenth fix by cell (300 m). Coordinates
+/// as the binary frame carries them (1e-7° integers, decoded as `i / 1e7`).
 fn fix_of(s: &Subject, r: i64, t0: DateTime<Utc>) -> Fix {
     let a = r as f64 * 0.05 + s.phase;
     let cell = r % 10 == 0;
+    let e7 = |deg: f64| (deg * 1e7).round() / 1e7;
     Fix {
         time: t0 + Duration::minutes(r),
-        lon: s.home.0 + 0.012 * a.sin(),
-        lat: s.home.1 + 0.009 * (a * 0.8).cos(),
+        lon: e7(s.home.0 + 0.012 * a.sin()),
+        lat: e7(s.home.1 + 0.009 * (a * 0.8).cos()),
         accuracy_m: if cell { 300.0 } else { 5.0 + (r % 20) as f64 },
         source: if cell { Source::Cell } else { Source::Gnss },
         device_seq: r as u64,

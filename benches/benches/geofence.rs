@@ -149,11 +149,14 @@ struct Subject {
 
 /// Position of subject `s` at minute `r`: a smooth walk of about 1 km
 /// around home (≈ 1 m/s), GNSS most of the time, every tenth fix by cell.
+/// Coordinates as the binary frame carries them (1e-7° integers, decoded
+/// as `i / 1e7`).
 fn fix_of(s: &Subject, r: u64, t0: DateTime<Utc>, seq: u64) -> Fix {
     let a = r as f64 * 0.05 + s.phase;
+    let e7 = |deg: f64| (deg * 1e7).round() / 1e7;
     let (lon, lat) = (
-        s.home.0 + 0.012 * a.sin(),
-        s.home.1 + 0.009 * (a * 0.8).cos(),
+        e7(s.home.0 + 0.012 * a.sin()),
+        e7(s.home.1 + 0.009 * (a * 0.8).cos()),
     );
     let cell = (r + seq).is_multiple_of(10);
     Fix {

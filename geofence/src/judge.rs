@@ -33,7 +33,7 @@ pub(crate) enum Verdict {
 
 /// Verdicts of one fix for all rules, 2 bits each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Verdicts(u32);
+pub(crate) struct Verdicts(pub(crate) u32);
 
 impl Verdicts {
     pub(crate) fn get(self, rule: usize) -> Verdict {

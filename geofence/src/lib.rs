@@ -58,6 +58,7 @@ mod tracker_model_tests;
 #[cfg(test)]
 mod tracker_ref;
 mod transition;
+mod window;
 mod zone;
 mod zone_set;
 

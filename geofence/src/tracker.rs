@@ -4,8 +4,8 @@
 //! # Late data
 //! The tracker keeps a bounded, time-ordered window of judged fixes
 //! (`Thresholds::window_seconds` back from the newest fix, at most
-//! `Thresholds::window_max_fixes`) plus a checkpoint of the state just
-//! before the window. A fix newer than everything seen steps the state
+//! `Thresholds::window_max_fixes`, stored compactly by [`crate::window`])
+//! plus a checkpoint of the state just before the window. A fix newer than everything seen steps the state
 //! forward in O(1). A late fix is inserted in order and the hysteresis is
 //! re-run over the whole window from the checkpoint (O(window), no polygon
 //! work: verdicts are stored). The recomputed episodes are reconciled with
@@ -42,7 +42,6 @@
 //! violates a rule the deadline concerns, that breach is confirmed at the
 //! deadline.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -55,6 +54,7 @@ use crate::judge::{CURFEW, Compiled, FIRST_EXCLUSION, PERMITTED, Verdict, Verdic
 use crate::rules::{RulesError, SubjectRules};
 use crate::thresholds::Thresholds;
 use crate::transition::{RuleRef, SubjectId, Transition, TransitionKind};
+use crate::window::{Entry, Window};
 use crate::zone_set::{Memo, ZoneSet};
 
 /// Most fixes listed as evidence in one transition (the latest are kept).
@@ -75,18 +75,6 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn dt(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-/// One judged fix. 64 bytes, aligned so each entry is one cache line
-/// (an in-order fix writes one line, not parts of two).
-#[derive(Debug, Clone)]
-#[repr(align(64))]
-struct Entry {
-    fix: Fix,
-    t: i64,
-    verdicts: Verdicts,
-    /// Confident source and plausible speed (recomputed on replay).
-    confident: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -333,22 +321,10 @@ impl Ctx<'_> {
     }
 }
 
-/// Grows a full window's buffer by an eighth instead of letting it double:
-/// a window slides at a steady length (360 fixes for 6 h at one a minute,
-/// plus up to [`PRUNE_BATCH`] pruned), and doubling would leave up to half
-/// of each subject's largest allocation unused for good. The few extra
-/// moves happen while the window first fills.
-fn make_room(window: &mut VecDeque<Entry>) {
-    if window.len() == window.capacity() {
-        window.reserve_exact((window.len() / 8).max(8));
-    }
-}
-
 /// The key `(t, device_seq)` of the newest entry of a window's live part
 /// (from `lag` on), if any.
-fn last_live(window: &VecDeque<Entry>, lag: usize) -> Option<(i64, u64)> {
-    let e = window.back().filter(|_| window.len() > lag)?;
-    Some((e.t, e.fix.device_seq))
+fn last_live(window: &Window, lag: usize) -> Option<(i64, u64)> {
+    window.last_key().filter(|_| window.len() > lag)
 }
 
 /// An episode as emitted so far.
@@ -388,9 +364,11 @@ pub struct TrackerStats {
 /// Laid out hot fields first (`repr(C)` keeps the order): what an in-order
 /// fix reads and writes sits in the first cache lines, since with many
 /// subjects taking turns each line touched is a miss; the rules' full
-/// text, episode counter and name come last.
+/// text, episode counter and name come last. Aligned to a cache line so
+/// that the first line is the fields up to `tidy_from` and the second the
+/// part of the window a push writes.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct Tracker {
     /// The key `(t, device_seq)` of the window's newest live fix, kept here
     /// so an in-order fix reads no (cold) window entry; `None` when no fix
@@ -411,13 +389,13 @@ pub struct Tracker {
     /// drops those older than the floor only once the floor passes it
     /// (their list is cold; most fixes need not read it).
     tidy_from: i64,
+    window: Window,
     thresholds: Arc<Thresholds>,
     zones: Arc<ZoneSet>,
     stats: TrackerStats,
     tip: Option<Cursor>,
-    window: VecDeque<Entry>,
     /// Read on every fix too (whether the checkpoint is set; pruning
-    /// retains the open ones), so next to the window rather than last.
+    /// retains the open ones), so among the hot fields rather than last.
     base: Option<Box<Cursor>>,
     episodes: Vec<Episode>,
     crossings: Vec<(usize, i64, i64)>,
@@ -449,7 +427,7 @@ impl Tracker {
             zones,
             stats: TrackerStats::default(),
             tip: None,
-            window: VecDeque::new(),
+            window: Window::default(),
             memo: Memo::default(),
             compiled,
             base: None,
@@ -468,7 +446,8 @@ impl Tracker {
         // Pruned fixes are stepped past under the zones they were pruned
         // under (a deadline among them is judged with those).
         self.settle();
-        self.advance_checkpoint();
+        let checkpoint = self.advance_checkpoint();
+        debug_assert_eq!(checkpoint, self.floor, "floor tracks the checkpoint");
         self.compiled = Compiled::new(self.compiled.rules.clone(), &zones)?;
         self.zones = zones;
         self.memo.clear();
@@ -510,12 +489,13 @@ impl Tracker {
     }
 
     /// The live window: entries not pruned.
-    fn live(&self) -> std::collections::vec_deque::Iter<'_, Entry> {
-        self.window.range(self.lag..)
+    fn live(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.window.iter_from(self.lag)
     }
 
     /// Judges one fix; `now` is processing time (for lateness and deadlines).
     pub fn observe(&mut self, fix: Fix, now: DateTime<Utc>) -> Result<Vec<Transition>, FixError> {
+        self.window.warm_end();
         fix.validate()?;
         self.max_now = self.max_now.max(ms(now));
         let t = ms(fix.time);
@@ -549,18 +529,14 @@ impl Tracker {
             return Ok(Vec::new());
         }
         // A replay starts from the checkpoint: bring it up to date.
-        self.advance_checkpoint();
+        let checkpoint = self.advance_checkpoint();
+        debug_assert_eq!(checkpoint, self.floor, "floor tracks the checkpoint");
         let pos = if after_last {
             self.window.len()
         } else {
-            self.window
-                .partition_point(|e| (e.t, e.fix.device_seq) < key)
+            self.window.partition_point(|k| k < key).0
         };
-        if self
-            .window
-            .get(pos)
-            .is_some_and(|e| (e.t, e.fix.device_seq) == key)
-        {
+        if !after_last && self.window.key_at(pos) == Some(key) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
@@ -578,13 +554,11 @@ impl Tracker {
         let entry = ctx.judged(fix, t, &mut self.memo);
         let mut evs = Vec::new();
         self.stats.replays += 1;
-        make_room(&mut self.window);
-        self.window.insert(pos, entry);
+        self.window.insert(pos, &entry);
         self.last = last_live(&self.window, self.lag);
         let mut cur = base.clone();
-        for e in self.window.iter_mut() {
-            ctx.entry(&mut cur, e, &mut evs, true);
-        }
+        self.window
+            .replay(|e| ctx.entry(&mut cur, e, &mut evs, true));
         ctx.run_deadlines(&mut cur, horizon, &mut evs);
         let base_rules = base.rules.clone();
         *tip = cur;
@@ -623,8 +597,7 @@ impl Tracker {
         let mut evs = Vec::new();
         ctx.entry(tip, &mut entry, &mut evs, true);
         let before = self.last.replace(key);
-        make_room(&mut self.window);
-        self.window.push_back(entry);
+        self.window.push(&entry);
         ctx.run_deadlines(tip, horizon, &mut evs);
         let out = if evs.is_empty() {
             Vec::new()
@@ -688,23 +661,28 @@ impl Tracker {
             self.thresholds.window_max_fixes.max(1),
             self.thresholds.window_seconds * 1000,
         );
-        let mut pruned = false;
-        while len > self.lag {
-            let front = self.window[self.lag].t;
-            if len - self.lag <= max_fixes && newest - front <= span {
-                break;
-            }
-            // Stepping past an entry moves the checkpoint's time to it
-            // (deadlines stepped on the way are not after it).
-            self.floor = self.floor.max(front);
-            self.lag += 1;
-            pruned = true;
-        }
-        if !pruned {
+        // Entries go while more than `max_fixes` follow them or they are
+        // more than `span` older than the newest: a prefix of the window.
+        let (within_span, before) = self.window.partition_point(|(t, _)| newest - t > span);
+        let lag = within_span.max(len.saturating_sub(max_fixes)).min(len);
+        if lag <= self.lag {
             return;
         }
-        if self.lag >= PRUNE_BATCH {
-            self.advance_checkpoint();
+        // Stepping past an entry moves the checkpoint's time to it
+        // (deadlines stepped on the way are not after it); the last pruned
+        // is the latest. When the checkpoint steps now, it tells that time
+        // with no second read of the window.
+        self.lag = lag;
+        if lag >= PRUNE_BATCH {
+            self.floor = self.floor.max(self.advance_checkpoint());
+        } else {
+            let last_pruned = if lag == within_span {
+                before
+            } else {
+                self.window.key_at(lag - 1)
+            };
+            let (front, _) = last_pruned.expect("0 < lag <= len");
+            self.floor = self.floor.max(front);
         }
         self.last = last_live(&self.window, self.lag);
         let floor = self.floor;
@@ -721,26 +699,26 @@ impl Tracker {
     }
 
     /// Steps the checkpoint past the logically pruned entries and drops
-    /// them.
-    fn advance_checkpoint(&mut self) {
-        if self.lag == 0 {
-            return;
-        }
+    /// them; returns the checkpoint's time, which the floor must be.
+    fn advance_checkpoint(&mut self) -> i64 {
         let ctx = Ctx {
             c: &self.compiled,
             zones: &self.zones,
             th: &self.thresholds,
         };
         let Some(base) = self.base.as_deref_mut() else {
-            return;
+            return self.floor;
         };
-        let mut discard = Vec::new();
-        for mut e in self.window.drain(..self.lag) {
-            ctx.entry(base, &mut e, &mut discard, false);
-            discard.clear();
+        if self.lag == 0 {
+            return base.t;
         }
+        let mut discard = Vec::new();
+        self.window.drain_front(self.lag, |e| {
+            ctx.entry(base, e, &mut discard, false);
+            discard.clear();
+        });
         self.lag = 0;
-        debug_assert_eq!(base.t, self.floor, "floor tracks the checkpoint");
+        base.t
     }
 
     fn new_episode(&mut self, rule: usize, start: i64, confirmed: bool) -> u64 {
@@ -993,8 +971,9 @@ impl Tracker {
             // Confirmed at a deadline: the evidence is the carried fix.
             evidence.extend(
                 self.live()
-                    .rev()
-                    .find(|e| e.t <= t && e.confident)
+                    .take_while(|e| e.t <= t)
+                    .filter(|e| e.confident)
+                    .last()
                     .map(|e| e.fix),
             );
         }
@@ -1023,10 +1002,14 @@ impl Tracker {
 
     fn fixes_with(&self, rule: usize, v: Verdict, from: i64, to: i64) -> Vec<Fix> {
         // The whole buffer is sorted; pruned entries are never evidence.
-        let start = self.window.partition_point(|e| e.t < from).max(self.lag);
+        let start = self
+            .window
+            .partition_point(|(t, _)| t < from)
+            .0
+            .max(self.lag);
         let mut fixes: Vec<Fix> = self
             .window
-            .range(start..)
+            .iter_from(start)
             .take_while(|e| e.t <= to)
             .filter(|e| e.confident && e.verdicts.get(rule) == v)
             .map(|e| e.fix)
@@ -1143,35 +1126,53 @@ mod tests {
         Tracker::new("s".into(), rules, zones, Arc::new(th)).expect("rules resolve")
     }
 
-    /// Nine hours at one fix a minute with the default 6 h window: the
-    /// window's buffer ends within an eighth (plus one step) of the most
-    /// entries it ever held, where doubling would leave it at 512.
+    /// The fields up to `tidy_from` fill the first cache line and the
+    /// window's open block (what an in-order fix writes) the second.
     #[test]
-    fn a_sliding_window_keeps_a_tight_buffer() {
+    fn hot_fields_fill_the_first_two_cache_lines() {
+        assert_eq!(align_of::<Tracker>(), 64);
+        assert_eq!(std::mem::offset_of!(Tracker, window), 64);
+    }
+
+    /// Nine hours at one fix a minute with the default 6 h window, as the
+    /// wire carries fixes (1e-7°, accuracy in decimetres): a walk with GNSS
+    /// noise. The full window holds 6 h of fixes plus up to a batch pruned
+    /// only logically, in at most 12 bytes an entry all told (block
+    /// headers and the growing last block included), where a plain entry
+    /// is 64.
+    #[test]
+    fn a_full_window_takes_about_ten_bytes_a_fix() {
         let mut t = exclusion_tracker(Thresholds::default());
         let t0 = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
             .expect("time")
             .to_utc();
-        let mut most = 0;
+        let (mut most, mut bytes) = (0, 0);
         for m in 0..9 * 60 {
+            // About 1 km around home, a few metres of noise, 3–25 m
+            // accuracy; every tenth fix by cell (300 m).
+            let a = m as f64 * 0.05;
+            let noise = ((m * 7919) % 101) as f64 - 50.0;
+            let e7 = |deg: f64| (deg * 1e7).round() / 1e7;
+            let cell = m % 10 == 0;
             let fix = Fix {
-                time: t0 + Duration::minutes(m),
-                lon: 116.01,
-                lat: 40.0,
-                accuracy_m: 10.0,
-                source: Source::Gnss,
+                time: t0 + Duration::minutes(m) + Duration::milliseconds((m * 37) % 1000),
+                lon: e7(116.02 + 0.006 * a.cos() + noise * 4e-7),
+                lat: e7(39.95 + 0.004 * a.sin() - noise * 3e-7),
+                accuracy_m: if cell {
+                    300.0
+                } else {
+                    f64::from((30 + (m * 13) % 220) as u16 as f32 / 10.0)
+                },
+                source: if cell { Source::Cell } else { Source::Gnss },
                 device_seq: m as u64,
             };
             t.observe(fix, fix.time).expect("valid fix");
-            most = most.max(t.window.len());
+            if t.window.len() > most {
+                (most, bytes) = (t.window.len(), t.window.heap_bytes());
+            }
         }
-        // 6 h of fixes plus up to a batch pruned only logically.
         assert!((361..=361 + PRUNE_BATCH).contains(&most), "{most}");
-        assert!(
-            t.window.capacity() <= most + most / 8 + 8,
-            "{}",
-            t.window.capacity()
-        );
+        assert!(bytes <= 12 * most, "{bytes} bytes for {most} entries");
     }
 
     /// Episodes and possible crossings older than the window are dropped

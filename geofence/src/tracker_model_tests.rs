@@ -216,13 +216,29 @@ fn random_fix(rng: &mut Rng, time: DateTime<Utc>, seq: u64, at: (f64, f64)) -> F
         2 => 5.0 + rng.below(20) as f64,
         _ => rng.range(2.0, 40.0),
     };
-    Fix {
-        time,
-        lat: at.1,
-        lon: at.0,
-        accuracy_m,
-        source,
-        device_seq: seq,
+    // Mostly as the wire carries fixes (1e-7°, accuracy in decimetres of
+    // an `f32`), which the window stores as steps; otherwise any `f64`,
+    // which it stores raw.
+    if rng.chance(70) {
+        let e7 = |deg: f64| (deg * 1e7).round() / 1e7;
+        let decimetres = (accuracy_m * 10.0).round().min(65_535.0) as u16;
+        Fix {
+            time,
+            lat: e7(at.1),
+            lon: e7(at.0),
+            accuracy_m: f64::from(f32::from(decimetres) / 10.0),
+            source,
+            device_seq: seq,
+        }
+    } else {
+        Fix {
+            time,
+            lat: at.1,
+            lon: at.0,
+            accuracy_m,
+            source,
+            device_seq: seq,
+        }
     }
 }
 
