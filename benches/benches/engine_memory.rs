@@ -10,7 +10,10 @@
 //!
 //! Run: `cargo bench -p geoward-benches --bench engine_memory`
 //! (prints a table; criterion is not involved: this is a one-shot
-//! measurement of resident memory, not a timing).
+//! measurement of resident memory, not a timing). Coordinates are fed as
+//! the binary frame carries them (1e-7°); `GEOWARD_BENCH_RAW_COORDS=1`
+//! feeds the unrounded `f64`s instead, as JSON with more than seven
+//! decimals would (the window then stores them raw).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,11 +38,12 @@ struct Subject {
 
 /// Minute `r` of subject `s`: a smooth walk of about 1 km around home,
 /// GNSS with 5–24 m accuracy, every tenth fix by cell (300 m). Coordinates
-/// as the binary frame carries them (1e-7° integers, decoded as `i / 1e7`).
-fn fix_of(s: &Subject, r: i64, t0: DateTime<Utc>) -> Fix {
+/// as the binary frame carries them (1e-7° integers, decoded as `i / 1e7`)
+/// unless `raw`.
+fn fix_of(s: &Subject, r: i64, t0: DateTime<Utc>, raw: bool) -> Fix {
     let a = r as f64 * 0.05 + s.phase;
     let cell = r % 10 == 0;
-    let e7 = |deg: f64| (deg * 1e7).round() / 1e7;
+    let e7 = |deg: f64| if raw { deg } else { (deg * 1e7).round() / 1e7 };
     Fix {
         time: t0 + Duration::minutes(r),
         lon: e7(s.home.0 + 0.012 * a.sin()),
@@ -95,9 +99,17 @@ fn main() {
     let (set, _) = ZoneSet::build(zones);
     let set = Arc::new(set);
     let thresholds = Thresholds::default();
+    let raw = std::env::var_os("GEOWARD_BENCH_RAW_COORDS").is_some_and(|v| v == "1");
     eprintln!(
-        "thresholds: window {} s, at most {} fixes; {} subjects, one fix a minute",
-        thresholds.window_seconds, thresholds.window_max_fixes, SUBJECTS
+        "thresholds: window {} s, at most {} fixes; {} subjects, one fix a minute; coordinates {}",
+        thresholds.window_seconds,
+        thresholds.window_max_fixes,
+        SUBJECTS,
+        if raw {
+            "unrounded f64"
+        } else {
+            "at 1e-7° (binary frame)"
+        }
     );
     let mut engine = Engine::new(set, thresholds);
     for (s, r) in subjects.iter().zip(rules) {
@@ -118,7 +130,7 @@ fn main() {
     for hour in 1..=HOURS {
         for r in (hour - 1) * 60..hour * 60 {
             for (s, h) in subjects.iter().zip(&handles) {
-                let fix = fix_of(s, r, t0);
+                let fix = fix_of(s, r, t0, raw);
                 transitions += engine
                     .observe_handle(*h, fix, fix.time)
                     .expect("known subject")

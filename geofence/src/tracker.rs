@@ -364,11 +364,10 @@ pub struct TrackerStats {
 /// Laid out hot fields first (`repr(C)` keeps the order): what an in-order
 /// fix reads and writes sits in the first cache lines, since with many
 /// subjects taking turns each line touched is a miss; the rules' full
-/// text, episode counter and name come last. Aligned to a cache line so
-/// that the first line is the fields up to `tidy_from` and the second the
-/// part of the window a push writes.
+/// text, episode counter and name come last. The window's open block
+/// (what a push writes) follows the first line's fields.
 #[derive(Debug)]
-#[repr(C, align(64))]
+#[repr(C)]
 pub struct Tracker {
     /// The key `(t, device_seq)` of the window's newest live fix, kept here
     /// so an in-order fix reads no (cold) window entry; `None` when no fix
@@ -495,7 +494,6 @@ impl Tracker {
 
     /// Judges one fix; `now` is processing time (for lateness and deadlines).
     pub fn observe(&mut self, fix: Fix, now: DateTime<Utc>) -> Result<Vec<Transition>, FixError> {
-        self.window.warm_end();
         fix.validate()?;
         self.max_now = self.max_now.max(ms(now));
         let t = ms(fix.time);
@@ -1124,14 +1122,6 @@ mod tests {
             ..SubjectRules::default()
         };
         Tracker::new("s".into(), rules, zones, Arc::new(th)).expect("rules resolve")
-    }
-
-    /// The fields up to `tidy_from` fill the first cache line and the
-    /// window's open block (what an in-order fix writes) the second.
-    #[test]
-    fn hot_fields_fill_the_first_two_cache_lines() {
-        assert_eq!(align_of::<Tracker>(), 64);
-        assert_eq!(std::mem::offset_of!(Tracker, window), 64);
     }
 
     /// Nine hours at one fix a minute with the default 6 h window, as the

@@ -156,7 +156,7 @@ fn time_of(t: i64, sub_milli: u32) -> Option<DateTime<Utc>> {
 /// (all zero before the first), which the next entry is encoded against,
 /// and how many entries it has. The values are a function of that one
 /// entry alone, so an entry's bytes stay valid as long as the entry before
-/// it is the same. 40 bytes with the open block's buffer: one cache line.
+/// it is the same. 40 bytes; with the open block's buffer, 64.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
 struct State {
@@ -547,9 +547,9 @@ impl Block {
 ///
 /// Blocks are `sealed` (oldest first) then the open block, which pushes go
 /// to, is not empty while the window is not, and is not in `sealed`: its
-/// buffer and state fill the window's first cache line, so a push touches
-/// that line and the end of the buffer, nothing else (with many subjects
-/// taking turns, each line touched is a miss).
+/// buffer and state are the window's first 64 bytes, so a push touches
+/// them and the end of the buffer, nothing else (with many subjects taking
+/// turns, each line touched is a miss).
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct Window {
@@ -574,15 +574,6 @@ impl Window {
     /// The key of the last entry.
     pub fn last_key(&self) -> Option<(i64, u64)> {
         (self.tail.count > 0).then_some((self.tail.t, self.tail.seq))
-    }
-
-    /// Reads the end of the open block, where the next push writes: with
-    /// many subjects taking turns that line is cold, and a read issued
-    /// early overlaps with the other misses of a fix instead of stalling
-    /// the push.
-    #[inline]
-    pub fn warm_end(&self) {
-        std::hint::black_box(self.open.last());
     }
 
     /// Appends an entry after every other (the caller keeps the order).
@@ -955,13 +946,6 @@ mod tests {
             }),
             confident: rng.chance(50),
         }
-    }
-
-    /// The open block's buffer and state are the window's first 64 bytes
-    /// (one cache line when the window starts on one, as in the tracker).
-    #[test]
-    fn the_open_block_is_one_cache_line() {
-        assert_eq!(std::mem::offset_of!(Window, sealed), 64);
     }
 
     /// Random pushes, late inserts, front drains and replays against a
