@@ -146,7 +146,8 @@ impl Default for Thresholds {
     /// Accuracy floors: GNSS 5 m, fused 10 m, Wi-Fi 50 m, cell 200 m.
     /// Max speed 100 m/s (a high-speed train is ~97 m/s). Possible crossing
     /// gap 60 s, deadline grace 0 s, carried fix age ≤ 30 min, late after
-    /// 5 min, window 6 h or 512 fixes (about 40 KB per subject when full).
+    /// 5 min, window 6 h or 512 fixes (about 6 KiB per subject when full at
+    /// 1e-7° coordinates; see `window`).
     fn default() -> Self {
         Self {
             strict: LevelThresholds {
