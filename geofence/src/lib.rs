@@ -51,6 +51,8 @@ mod judge;
 mod repair;
 mod report;
 mod rules;
+#[cfg(test)]
+mod test_rng;
 mod thresholds;
 mod tracker;
 #[cfg(test)]

@@ -15,6 +15,7 @@ use geo::{LineString, MultiPolygon, Polygon};
 
 use crate::fix::{Fix, Source};
 use crate::rules::{Curfew, LeaveGrant, LeavePermit, SubjectRules};
+use crate::test_rng::Rng;
 use crate::thresholds::{RuleKind, SupervisionLevel, Thresholds};
 use crate::tracker::Tracker;
 use crate::tracker_ref::RefTracker;
@@ -30,31 +31,6 @@ const SCHOOL: (f64, f64) = (116.07, 39.93);
 const HOME: (f64, f64) = (116.02, 39.92);
 const DEST: (f64, f64) = (117.5, 39.5);
 const EAST: f64 = 116.1;
-
-/// SplitMix64: tiny, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 fn t0() -> DateTime<Utc> {
     // 20:00 in Shanghai: curfews at 22:00 local are two hours in.

@@ -840,27 +840,7 @@ mod tests {
     use super::{BLOCK, Entry, Window};
     use crate::fix::{Fix, Source};
     use crate::judge::Verdicts;
-
-    /// SplitMix64: tiny, seeded, reproducible.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Every field, floats as bits: equal means the same entry exactly.
     type Bits = (DateTime<Utc>, u64, u64, u64, Source, u64, i64, u32, bool);
@@ -906,7 +886,7 @@ mod tests {
     /// sometimes any `f64`, now and then an edge.
     fn coord(rng: &mut Rng, prev: f64, limit: f64) -> f64 {
         let v = match rng.below(20) {
-            0 => prev + (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 0.01,
+            0 => prev + rng.range(0.0, 0.01),
             1 => [0.0, -0.0, limit, -limit, 1e-300][rng.below(5) as usize],
             _ => ((prev * 1e7).round() + rng.below(20_001) as f64 - 10_000.0) / 1e7,
         };
@@ -917,7 +897,7 @@ mod tests {
         match rng.below(10) {
             0..=3 => prev,
             4 => [0.0, -0.0, 0.1, 12.34, 1e9, 65535.0][rng.below(6) as usize],
-            5 => (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 500.0,
+            5 => rng.range(0.0, 500.0),
             _ => f64::from(rng.below(3000) as u16 as f32 / 10.0),
         }
     }
@@ -942,7 +922,7 @@ mod tests {
             verdicts: Verdicts(if rng.chance(80) {
                 verdicts
             } else {
-                rng.next() as u32
+                rng.next_u64() as u32
             }),
             confident: rng.chance(50),
         }
@@ -960,7 +940,7 @@ mod tests {
             let mut w = Window::default();
             let mut model: VecDeque<Entry> = VecDeque::new();
             let mut ms = 1_748_779_200_000 + rng.below(1_000_000) as i64;
-            let mut seq = rng.next() >> rng.below(64);
+            let mut seq = rng.next_u64() >> rng.below(64);
             for _ in 0..600 {
                 match rng.below(20) {
                     0..=11 => {
@@ -968,7 +948,7 @@ mod tests {
                         seq = if rng.chance(90) {
                             seq.wrapping_add(1)
                         } else {
-                            rng.next()
+                            rng.next_u64()
                         };
                         let e = entry(&mut rng, ms, seq, model.back());
                         if model.back().is_some_and(|b| b.key() >= e.key()) {
@@ -982,7 +962,7 @@ mod tests {
                         let Some(first) = model.front() else { continue };
                         let lo = first.t;
                         let at = lo + rng.below((ms - lo + 1) as u64) as i64;
-                        let seq = rng.next();
+                        let seq = rng.next_u64();
                         let e = entry(&mut rng, at, seq, None);
                         let key = e.key();
                         let pos = model.partition_point(|x| x.key() < key);
