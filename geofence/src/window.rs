@@ -16,17 +16,18 @@
 //! Anything else is stored raw. `tests` check the round trip bit for bit.
 //!
 //! Pushes fill the open block, a fixed buffer that is sealed when the next
-//! entry does not fit: no block ever grows or moves, which in the steady
-//! state was most of the cost. Sealed blocks are found by the key of their
-//! last entry, so a search decodes at most one block. The tracker changes
-//! an entry only to set its confidence on a replay, a flag bit set in
-//! place. Inserting a late fix re-encodes the entry after it (its bytes
-//! are relative to the one before); dropping the front of a block
-//! re-encodes the new first entry; all other bytes stay as they are.
+//! entry does not fit: pushes never grow or move a block, which in the
+//! steady state was most of the cost. Sealed blocks are found by the key of
+//! their last entry, so a search decodes at most one block. The tracker
+//! changes an entry only to set its confidence on a replay, a flag bit set
+//! in place. Inserting a late fix re-encodes the entry after it (its bytes
+//! are relative to the one before), or splits a full block in two;
+//! dropping the front of a block re-encodes the new first entry; all other
+//! bytes stay as they are.
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::fix::{Fix, Source};
 use crate::judge::Verdicts;
@@ -34,13 +35,14 @@ use crate::judge::Verdicts;
 /// Most entries in one block: its count fits a byte, and finding an entry
 /// decodes at most this many.
 const BLOCK: usize = 64;
-/// The longest encoded entry: two flag bytes, six varints (ten bytes at
-/// most each) and four raw 8-byte values, more than any entry takes.
-const MAX_ENTRY_BYTES: usize = 2 + 6 * 10 + 4 * 8;
+/// Room for the longest encoded entry, which takes at most 66 bytes: flags
+/// 2, time step 10, sequence step 10, verdicts 5, raw accuracy 8, raw
+/// coordinates 16, raw time 15.
+const MAX_ENTRY_BYTES: usize = 96;
 /// The open block's buffer: it is sealed when the next entry does not
-/// fit (or it holds [`BLOCK`]), so a block is one allocation that never
-/// grows or moves; about 46 fixes of 11 bytes, and at most one entry's
-/// bytes unused once sealed.
+/// fit (or it holds [`BLOCK`]), so pushes never grow or move a block;
+/// about 46 fixes of 11 bytes, and at most one entry's bytes unused once
+/// sealed.
 const OPEN_BYTES: usize = 512;
 /// Unused bytes a sealed block gives back (smaller tails are not worth a
 /// `realloc`).
@@ -70,7 +72,7 @@ enum Rest {
     /// Nanoseconds past the millisecond.
     SubMilli(u32),
     /// The whole time, when `t` cannot give it back (chrono's leap second,
-    /// nanoseconds ≥ 1e9).
+    /// nanoseconds ≥ 1e9; see [`raw_time`]).
     Raw {
         secs: i64,
         nanos: u32,
@@ -126,7 +128,7 @@ impl Fields {
 
     fn entry(&self) -> Entry {
         let time = match self.rest {
-            Rest::Raw { secs, nanos } => DateTime::from_timestamp(secs, nanos),
+            Rest::Raw { secs, nanos } => raw_time(secs, nanos),
             Rest::SubMilli(n) => time_of(self.t, n),
             Rest::None => time_of(self.t, 0),
         };
@@ -144,6 +146,16 @@ impl Fields {
             confident: self.confident,
         }
     }
+}
+
+/// The time with `secs` (Unix) and `nanos` (≥ 1e9 in a leap second).
+/// chrono builds a leap second only at :59 but holds one at any second
+/// (`with_second` keeps it), so such a time is built at :59 and moved.
+fn raw_time(secs: i64, nanos: u32) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(secs, nanos).or_else(|| {
+        let second = secs.rem_euclid(60);
+        DateTime::from_timestamp(secs - second + 59, nanos)?.with_second(second as u32)
+    })
 }
 
 /// `t`'s time plus `sub_milli` nanoseconds.
@@ -725,6 +737,9 @@ impl Window {
             let (front, back) = entries.split_at(entries.len() / 2);
             let front = Block::of(front);
             (self.open, self.tail) = encode_block(back);
+            // Room for pushes again, or the next one would seal it.
+            self.open
+                .reserve_exact(OPEN_BYTES.saturating_sub(self.open.len()));
             self.sealed_len += front.len();
             make_room(&mut self.sealed);
             self.sealed.push_back(front);
@@ -835,7 +850,7 @@ fn make_room<T>(v: &mut VecDeque<T>) {
 mod tests {
     use std::collections::VecDeque;
 
-    use chrono::{DateTime, Utc};
+    use chrono::{DateTime, Timelike, Utc};
 
     use super::{BLOCK, Entry, Window};
     use crate::fix::{Fix, Source};
@@ -877,6 +892,14 @@ mod tests {
                 // 23:59:60.5 (chrono's leap second) of the day before.
                 let secs = ms.div_euclid(86_400_000) * 86_400 - 1;
                 DateTime::from_timestamp(secs, 1_500_000_000).unwrap_or(base)
+            }
+            2 => {
+                // A leap second at another second of its minute, which
+                // chrono holds (`with_second`) but builds only at :59.
+                let at59 = base.timestamp() - base.timestamp().rem_euclid(60) + 59;
+                DateTime::from_timestamp(at59, 1_500_000_000)
+                    .and_then(|t| t.with_second(base.second()))
+                    .unwrap_or(base)
             }
             _ => base,
         }
@@ -961,7 +984,9 @@ mod tests {
                     12..=15 => {
                         let Some(first) = model.front() else { continue };
                         let lo = first.t;
-                        let at = lo + rng.below((ms - lo + 1) as u64) as i64;
+                        // (A leap second's time runs up to 1.5 s past `ms`.)
+                        let hi = model.back().map_or(ms, |b| b.t.max(ms));
+                        let at = lo + rng.below((hi - lo + 1) as u64) as i64;
                         let seq = rng.next_u64();
                         let e = entry(&mut rng, at, seq, None);
                         let key = e.key();
