@@ -5,8 +5,8 @@
 //! The tracker keeps a bounded, time-ordered window of judged fixes
 //! (`Thresholds::window_seconds` back from the newest fix, at most
 //! `Thresholds::window_max_fixes`, stored compactly by [`crate::window`])
-//! plus a checkpoint of the state just before the window. A fix newer than everything seen steps the state
-//! forward in O(1). A late fix is inserted in order and the hysteresis is
+//! plus a checkpoint of the state just before the window. A fix newer than
+//! everything seen steps the state forward in O(1). A late fix is inserted in order and the hysteresis is
 //! re-run over the whole window from the checkpoint (O(window), no polygon
 //! work: verdicts are stored). The recomputed episodes are reconciled with
 //! what was already emitted: missing confirmations and ends are emitted
@@ -445,8 +445,7 @@ impl Tracker {
         // Pruned fixes are stepped past under the zones they were pruned
         // under (a deadline among them is judged with those).
         self.settle();
-        let checkpoint = self.advance_checkpoint();
-        debug_assert_eq!(checkpoint, self.floor, "floor tracks the checkpoint");
+        self.catch_up_checkpoint();
         self.compiled = Compiled::new(self.compiled.rules.clone(), &zones)?;
         self.zones = zones;
         self.memo.clear();
@@ -527,8 +526,7 @@ impl Tracker {
             return Ok(Vec::new());
         }
         // A replay starts from the checkpoint: bring it up to date.
-        let checkpoint = self.advance_checkpoint();
-        debug_assert_eq!(checkpoint, self.floor, "floor tracks the checkpoint");
+        self.catch_up_checkpoint();
         let pos = if after_last {
             self.window.len()
         } else {
@@ -694,6 +692,12 @@ impl Tracker {
                 .min()
                 .unwrap_or(i64::MAX);
         }
+    }
+
+    /// [`Tracker::advance_checkpoint`] where the floor is already settled.
+    fn catch_up_checkpoint(&mut self) {
+        let checkpoint = self.advance_checkpoint();
+        debug_assert_eq!(checkpoint, self.floor, "floor tracks the checkpoint");
     }
 
     /// Steps the checkpoint past the logically pruned entries and drops

@@ -527,6 +527,23 @@ fn insert_at(bytes: &mut Vec<u8>, at: usize, before: &State, new: &Fields) {
     bytes.splice(at..end, both.copied());
 }
 
+/// Inserts `new` at index `j` (`j < len`) of a block of `len` entries
+/// that has room for one more.
+fn insert_in_place(bytes: &mut Vec<u8>, len: usize, j: usize, new: &Fields) {
+    let mut read = BlockFields::new(bytes, len);
+    read.by_ref().take(j).for_each(drop);
+    let (at, before) = (read.r.at, read.state);
+    insert_at(bytes, at, &before, new);
+}
+
+/// A full block's entries with `new` inserted at index `j`, in two halves.
+fn split_with(bytes: &[u8], len: usize, j: usize, new: Fields) -> (Vec<Fields>, Vec<Fields>) {
+    let mut front: Vec<Fields> = BlockFields::new(bytes, len).map(|(_, f)| f).collect();
+    front.insert(j, new);
+    let back = front.split_off(front.len() / 2);
+    (front, back)
+}
+
 /// Up to [`BLOCK`] consecutive entries, before the open block.
 #[derive(Debug)]
 struct Block {
@@ -709,20 +726,16 @@ impl Window {
         let Some(block) = self.sealed.get_mut(b) else {
             return self.insert_open(j, &new);
         };
-        let mut read = block.fields();
-        read.by_ref().take(j).for_each(drop);
-        let (at, before) = (read.r.at, read.state);
         self.sealed_len += 1;
         if block.len() == BLOCK {
-            let mut entries: Vec<Fields> = block.fields().map(|(_, f)| f).collect();
-            entries.insert(j, new);
-            let (front, back) = entries.split_at(entries.len() / 2);
-            *block = Block::of(back);
+            let (front, back) = split_with(&block.bytes, block.len(), j, new);
+            *block = Block::of(&back);
             make_room(&mut self.sealed);
-            self.sealed.insert(b, Block::of(front));
+            self.sealed.insert(b, Block::of(&front));
             return;
         }
-        insert_at(&mut block.bytes, at, &before, &new);
+        let len = block.len();
+        insert_in_place(&mut block.bytes, len, j, &new);
         block.bytes.shrink_to_fit();
         block.len += 1;
     }
@@ -730,13 +743,10 @@ impl Window {
     /// [`Window::insert`] at index `j` of the open block.
     fn insert_open(&mut self, j: usize, new: &Fields) {
         if self.open_len() == BLOCK {
-            // Split in two: the front half is sealed.
-            let open = BlockFields::new(&self.open, self.open_len());
-            let mut entries: Vec<Fields> = open.map(|(_, f)| f).collect();
-            entries.insert(j, *new);
-            let (front, back) = entries.split_at(entries.len() / 2);
-            let front = Block::of(front);
-            (self.open, self.tail) = encode_block(back);
+            // The front half is sealed.
+            let (front, back) = split_with(&self.open, self.open_len(), j, *new);
+            let front = Block::of(&front);
+            (self.open, self.tail) = encode_block(&back);
             // Room for pushes again, or the next one would seal it.
             self.open
                 .reserve_exact(OPEN_BYTES.saturating_sub(self.open.len()));
@@ -745,10 +755,8 @@ impl Window {
             self.sealed.push_back(front);
             return;
         }
-        let mut read = BlockFields::new(&self.open, self.open_len());
-        read.by_ref().take(j).for_each(drop);
-        let (at, before) = (read.r.at, read.state);
-        insert_at(&mut self.open, at, &before, new);
+        let len = self.open_len();
+        insert_in_place(&mut self.open, len, j, new);
         // The last entry is the same: only the count changes.
         self.tail.count += 1;
     }
