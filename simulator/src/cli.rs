@@ -327,6 +327,11 @@ pub struct LoadArgs {
     /// Device id prefix.
     #[arg(long, default_value = "load")]
     pub prefix: String,
+    /// Fixes per message: 1 publishes every fix as it is due; N > 1 has each
+    /// device upload its fixes N at a time, as a batch published when its
+    /// newest fix is due (store-and-forward). The rate stays in fixes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub batch: u16,
     /// Reconnect storm: every device drops its connection at this second
     /// of the run and reconnects (repeatable).
     #[arg(long = "storm-at")]
@@ -615,6 +620,7 @@ async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
         radius_m: 20_000.0,
         seed: a.seed,
         prefix: a.prefix.clone(),
+        batch: usize::from(a.batch),
     };
     // Device times must be "now" when sent: build the plan at real time.
     let start = now_ms() + 1000;
@@ -870,6 +876,7 @@ async fn publish(plan: &Plan, w: &WireArgs, run: Run) -> anyhow::Result<ExitCode
             seen,
             (clock.0, plan.start_ms().unwrap_or(0)),
             pacing,
+            &crate::load::Publications::of(plan),
         );
         report = report.with_feed_latency(&latency);
         incident_hist = Some(("fix -> feed", latency));

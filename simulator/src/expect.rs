@@ -114,6 +114,11 @@ pub struct ObservedIncident {
     pub kind: String,
     /// Incident start (device time of the evidence), epoch ms.
     pub at_ms: i64,
+    /// Last known position when the feed opened it, `[lat, lon]`: tells
+    /// which device's fix confirmed it when every device stands still (a
+    /// load run), since the feed names subjects, not devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<[f64; 2]>,
 }
 
 /// The expectation file.
@@ -251,10 +256,14 @@ pub fn parse_observed(text: &str) -> Result<Vec<ObservedIncident>, ExpectError> 
                 _ => None,
             }
             .ok_or_else(|| bad("incident.opened_at missing or bad".into()))?;
+            let position = inc
+                .get("last_position")
+                .and_then(|p| Some([p.get("lat")?.as_f64()?, p.get("lon")?.as_f64()?]));
             out.push(ObservedIncident {
                 subject: text_field("subject")?,
                 kind: text_field("episode_kind").or_else(|_| text_field("kind"))?,
                 at_ms,
+                position,
             });
         } else if line.starts_with('{') {
             out.push(serde_json::from_str(line).map_err(|e| bad(e.to_string()))?);
@@ -372,6 +381,7 @@ mod tests {
             subject: subject.into(),
             kind: kind.into(),
             at_ms,
+            position: None,
         }
     }
 
@@ -412,14 +422,21 @@ mod tests {
     #[test]
     fn observed_incidents_from_ndjson_and_sse_capture() {
         let sse = "retry: 2000\n\nid: 1\nevent: incident\n\
-            data: {\"schema\":1,\"change\":\"opened\",\"incident\":{\"subject\":\"S1\",\"kind\":\"abscondment\",\"episode_kind\":\"zone_exit\",\"opened_at\":1500}}\n\n\
+            data: {\"schema\":1,\"change\":\"opened\",\"incident\":{\"subject\":\"S1\",\"kind\":\"abscondment\",\"episode_kind\":\"zone_exit\",\"opened_at\":1500,\
+            \"last_position\":{\"lat\":34.7,\"lon\":113.6,\"accuracy_m\":8.0}}}\n\n\
             id: 2\nevent: incident\n\
             data: {\"schema\":1,\"change\":\"acknowledged\",\"incident\":{\"subject\":\"S1\",\"kind\":\"zone_exit\",\"episode_kind\":\"zone_exit\",\"opened_at\":1500}}\n\n\
             {\"subject\":\"S2\",\"kind\":\"tamper\",\"at_ms\":7}\n";
         let seen = parse_observed(sse).unwrap();
         assert_eq!(
             seen,
-            vec![obs("S1", "zone_exit", 1500), obs("S2", "tamper", 7)]
+            vec![
+                ObservedIncident {
+                    position: Some([34.7, 113.6]),
+                    ..obs("S1", "zone_exit", 1500)
+                },
+                obs("S2", "tamper", 7)
+            ]
         );
         let e = parse_observed("data: {\"change\":\"opened\"}\n").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use geoward_proto::{Batch, Fix, Uplink};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,6 +39,11 @@ pub struct LoadProfile {
     /// Device id prefix (`<prefix>000001`, ...: letters and digits only, so
     /// the ids are valid TLS tenants when the prefix is).
     pub prefix: String,
+    /// Fixes per message. 1 sends every fix live, as it is due; N > 1 sends
+    /// a device's fixes N at a time, as a batch published when its newest
+    /// fix is due: how a bracelet uploads what it stored (store-and-forward,
+    /// or a backlog after a reconnect).
+    pub batch: usize,
 }
 
 impl LoadProfile {
@@ -68,7 +74,8 @@ impl LoadProfile {
 
     /// The plan, starting at `start_ms` (pass "now"): each second's fixes
     /// are spread evenly over the second and over the devices in turn, so
-    /// every device sends at `rate / devices` per second.
+    /// every device makes fixes at `rate / devices` per second; they are
+    /// sent `batch` at a time.
     pub fn plan(&self, start_ms: i64) -> Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let n = self.devices.max(1);
@@ -79,8 +86,7 @@ impl LoadProfile {
                 self.centre.moved(d * b.sin(), d * b.cos())
             })
             .collect();
-        let ids: Vec<String> = (0..n).map(|i| self.device_id(i)).collect();
-        let mut sends = Vec::new();
+        let mut fixes: Vec<Vec<Fix>> = vec![Vec::new(); n];
         let mut carry = 0.0;
         let mut next_device = 0usize;
         for t in 0..self.duration_s() {
@@ -92,10 +98,37 @@ impl LoadProfile {
                 let d = next_device % n;
                 next_device += 1;
                 let p = spots[d];
+                let Uplink::Fix(f) = fix(at, p.lat, p.lon, 8.0, PositionSource::Gnss) else {
+                    unreachable!("fix() builds a fix")
+                };
+                fixes[d].push(f);
+            }
+        }
+        // Devices take turns, so without a phase of their own every device
+        // would fill its batch in the same tenth of a second: a burst each
+        // period instead of a steady rate. A device's first batch is shorter
+        // by a random amount, as if it had uploaded just before the run.
+        let batch = self.batch.max(1);
+        let mut sends = Vec::new();
+        for (d, fixes) in fixes.into_iter().enumerate() {
+            let device = self.device_id(d);
+            let first = (1 + rng.random_range(0..batch)).min(fixes.len());
+            let (head, rest) = fixes.split_at(first);
+            for chunk in std::iter::once(head).chain(rest.chunks(batch)) {
+                if chunk.is_empty() {
+                    continue;
+                }
+                let newest = chunk[chunk.len() - 1].time.0;
+                let message = match chunk {
+                    [one] if batch == 1 => Uplink::Fix(*one),
+                    _ => Uplink::Batch(Batch {
+                        fixes: chunk.to_vec(),
+                    }),
+                };
                 sends.push(Send {
-                    at_ms: at,
-                    device: ids[d].clone(),
-                    message: fix(at, p.lat, p.lon, 8.0, PositionSource::Gnss),
+                    at_ms: newest,
+                    device: device.clone(),
+                    message,
                 });
             }
         }
@@ -391,17 +424,76 @@ pub fn incident_latency(
 /// device time of the fix that confirmed the breach.
 const ZONE_KINDS: [&str; 3] = ["zone_exit", "exclusion_entry", "curfew_breach"];
 
+/// When each fix of a plan was published, to time fix → feed from the
+/// message that carried the confirming fix: a live fix goes out at its own
+/// time, a batched one when its batch does.
+#[derive(Debug, Default)]
+pub struct Publications {
+    /// (device index, fix device time) → plan time of its message.
+    sent: HashMap<(usize, i64), i64>,
+    /// Where each device's first fix was: a load device stands still, so an
+    /// incident's last position tells which device confirmed it (the feed
+    /// names subjects, not devices).
+    spots: Vec<LatLon>,
+}
+
+/// How far an incident's position may lie from a device's spot and still be
+/// that device's (the service stores coordinates to 1e-7°, about 1 cm).
+const SAME_SPOT_M: f64 = 1.0;
+
+impl Publications {
+    /// The publications of `plan`.
+    pub fn of(plan: &Plan) -> Self {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut out = Self::default();
+        for s in &plan.sends {
+            let fixes: &[Fix] = match &s.message {
+                Uplink::Fix(f) => std::slice::from_ref(f),
+                Uplink::Batch(b) => &b.fixes,
+                Uplink::Heartbeat(_) | Uplink::Event(_) => continue,
+            };
+            let Some(first) = fixes.first() else { continue };
+            let d = *index.entry(s.device.as_str()).or_insert_with(|| {
+                out.spots.push(LatLon::new(first.lat, first.lon));
+                out.spots.len() - 1
+            });
+            for f in fixes {
+                out.sent.entry((d, f.time.0)).or_insert(s.at_ms);
+            }
+        }
+        out
+    }
+
+    /// Plan time at which the fix of device time `at_ms` of the device
+    /// standing at `position` was published. Unknown (no position, or no
+    /// device there): `at_ms`, the earliest it can have been published, so
+    /// that a latency timed from it can only overstate.
+    pub fn sent_at(&self, position: Option<[f64; 2]>, at_ms: i64) -> i64 {
+        let Some([lat, lon]) = position else {
+            return at_ms;
+        };
+        let here = LatLon::new(lat, lon);
+        self.spots
+            .iter()
+            .position(|s| s.distance_m(here) <= SAME_SPOT_M)
+            .and_then(|d| self.sent.get(&(d, at_ms)).copied())
+            .unwrap_or(at_ms)
+    }
+}
+
 /// Fix → feed latency, microseconds, of every zone incident seen: from when
-/// the pacing had the confirming fix due (the plan's device times are its
-/// clock, and the incident's `opened_at` is that fix's device time) to the
-/// incident's arrival on the feed. A device task that publishes after its
-/// fix was due, or a feed read late because the simulator is busy, adds to
-/// it: what it measures is at least the real publish → feed latency. `run`
-/// pairs the instant the run started with the plan time of its first send.
+/// the pacing had the confirming fix's message due (the plan's device times
+/// are its clock, the incident's `opened_at` is that fix's device time, and
+/// `published` finds its message's plan time) to the incident's
+/// arrival on the feed. A device task that publishes after its message was
+/// due, or a feed read late because the simulator is busy, adds to it: what
+/// it measures is at least the real publish → feed latency. `run` pairs the
+/// instant the run started with the plan time of its first send.
 pub fn scheduled_feed_latency(
     seen: &[Seen],
     run: (tokio::time::Instant, i64),
     pacing: crate::schedule::Pacing,
+    published: &Publications,
 ) -> Histogram<u64> {
     let mut h = new_histogram();
     let (started, start_ms) = run;
@@ -409,10 +501,8 @@ pub fn scheduled_feed_latency(
         .iter()
         .filter(|s| ZONE_KINDS.contains(&s.incident.kind.as_str()))
     {
-        let due = started
-            + pacing
-                .due_after(start_ms, s.incident.at_ms)
-                .unwrap_or_default();
+        let sent_ms = published.sent_at(s.incident.position, s.incident.at_ms);
+        let due = started + pacing.due_after(start_ms, sent_ms).unwrap_or_default();
         let us = s.arrived.saturating_duration_since(due).as_micros() as u64;
         let _ = h.record(us.clamp(1, 3_600_000_000));
     }
@@ -422,6 +512,7 @@ pub fn scheduled_feed_latency(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::fix_count;
 
     fn profile() -> LoadProfile {
         LoadProfile {
@@ -434,6 +525,7 @@ mod tests {
             radius_m: 5_000.0,
             seed: 3,
             prefix: "load".into(),
+            batch: 1,
         }
     }
 
@@ -463,6 +555,85 @@ mod tests {
         let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(hi - lo <= 1, "{counts:?}");
         assert_eq!(plan, p.plan(1_800_000_000_000));
+    }
+
+    #[test]
+    fn batches_carry_the_same_fixes_and_go_out_when_their_newest_is_due() {
+        let live = profile().plan(1_800_000_000_000);
+        let p = LoadProfile {
+            batch: 4,
+            ..profile()
+        };
+        let plan = p.plan(1_800_000_000_000);
+        assert_eq!(plan.fix_count(), live.fix_count());
+        let published = Publications::of(&plan);
+        for d in plan.devices() {
+            let sends: Vec<&Send> = plan.for_device(&d).collect();
+            let times = |sends: &[&Send]| -> Vec<(i64, u64)> {
+                sends
+                    .iter()
+                    .flat_map(|s| match &s.message {
+                        Uplink::Fix(f) => vec![(f.time.0, f.seq)],
+                        Uplink::Batch(b) => b.fixes.iter().map(|f| (f.time.0, f.seq)).collect(),
+                        m => panic!("unexpected {m:?}"),
+                    })
+                    .collect()
+            };
+            // The same fixes and seqs as sent live, only grouped.
+            let live_sends: Vec<&Send> = live.for_device(&d).collect();
+            assert_eq!(times(&sends), times(&live_sends), "{d}");
+            // A short first batch (the device's phase), then full ones.
+            assert!((1..=4).contains(&fix_count(&sends[0].message)));
+            let (last, full) = sends[1..].split_last().unwrap();
+            assert!(fix_count(&last.message) <= 4);
+            for s in full {
+                let Uplink::Batch(b) = &s.message else {
+                    panic!("not a batch: {s:?}")
+                };
+                assert_eq!(b.fixes.len(), 4);
+            }
+            for s in &sends {
+                let Uplink::Batch(b) = &s.message else {
+                    continue;
+                };
+                // Published when its newest fix is due: nothing from the future.
+                let newest = b.fixes.iter().map(|f| f.time.0).max().unwrap();
+                assert_eq!(s.at_ms, newest);
+                for f in &b.fixes {
+                    // The device is found by its spot, and its own batch named.
+                    assert_eq!(published.sent_at(Some([f.lat, f.lon]), f.time.0), s.at_ms);
+                }
+            }
+        }
+        // The phases spread the publications: no tenth of a second of the
+        // hold carries more than twice its share of messages.
+        let mut per_tenth: HashMap<i64, usize> = HashMap::new();
+        for s in &plan.sends {
+            *per_tenth
+                .entry((s.at_ms - 1_800_000_000_000) / 100)
+                .or_default() += 1;
+        }
+        let hold: Vec<usize> = (40..140)
+            .map(|t| per_tenth.get(&t).copied().unwrap_or(0))
+            .collect();
+        let share = hold.iter().sum::<usize>() / hold.len();
+        assert!(hold.iter().all(|&n| n <= 2 * share), "{hold:?}");
+        // Live, every fix is published at its own time; nobody stands at
+        // the north pole, and an incident without a position is timed from
+        // its fix.
+        let live_published = Publications::of(&live);
+        for send in &live.sends {
+            let Uplink::Fix(f) = &send.message else {
+                panic!("not live")
+            };
+            assert_eq!(
+                live_published.sent_at(Some([f.lat, f.lon]), f.time.0),
+                f.time.0
+            );
+        }
+        let t = plan.sends[40].at_ms;
+        assert_eq!(published.sent_at(Some([90.0, 0.0]), t - 7), t - 7);
+        assert_eq!(published.sent_at(None, t - 7), t - 7);
     }
 
     #[test]
@@ -498,11 +669,13 @@ mod tests {
         use std::time::Duration;
         let started = tokio::time::Instant::now();
         let start_ms = 1_800_000_000_000;
+        let spot = [38.47, 106.28];
         let seen = |kind: &str, at_ms: i64, arrived_ms: u64| Seen {
             incident: ObservedIncident {
                 subject: "s1".into(),
                 kind: kind.into(),
                 at_ms,
+                position: Some(spot),
             },
             arrived: started + Duration::from_millis(arrived_ms),
         };
@@ -513,15 +686,41 @@ mod tests {
             // Not opened by a fix: not timed.
             seen("lost_contact", start_ms + 5_000, 30_000),
         ];
-        let h = scheduled_feed_latency(&feed, (started, start_ms), Pacing::REAL_TIME);
+        let live = Publications::default();
+        let h = scheduled_feed_latency(&feed, (started, start_ms), Pacing::REAL_TIME, &live);
         assert_eq!(h.len(), 2);
         // Recorded at the histogram's precision.
         assert!(h.equivalent(h.min(), 25_000), "{}", h.min());
         assert!(h.equivalent(h.max(), 40_000), "{}", h.max());
         // At ten times real time the same fix is due at 1 s.
         let fast = Pacing::parse("10x").unwrap();
-        let h = scheduled_feed_latency(&feed[..1], (started, start_ms), fast);
+        let h = scheduled_feed_latency(&feed[..1], (started, start_ms), fast, &live);
         assert!(h.equivalent(h.max(), 9_025_000), "{}", h.max());
+        // Batched: the fix of 10 s went out in a message of 10.02 s, so the
+        // feed had it 5 ms after it was sent.
+        // Another device's batch with a fix of the same time went out
+        // earlier: the incident's position tells them apart.
+        let batch = |at_ms: i64, device: &str, lat: f64| Send {
+            at_ms,
+            device: device.into(),
+            message: Uplink::Batch(Batch {
+                fixes: vec![{
+                    let Uplink::Fix(f) =
+                        fix(start_ms + 10_000, lat, spot[1], 8.0, PositionSource::Gnss)
+                    else {
+                        unreachable!()
+                    };
+                    f
+                }],
+            }),
+        };
+        let batched = Publications::of(&Plan::new(vec![
+            batch(start_ms + 10_001, "other", spot[0] + 0.01),
+            batch(start_ms + 10_020, "d1", spot[0]),
+        ]));
+        let h =
+            scheduled_feed_latency(&feed[..1], (started, start_ms), Pacing::REAL_TIME, &batched);
+        assert!(h.equivalent(h.max(), 5_000), "{}", h.max());
         let run = RunStats {
             total: crate::wire::Stats::default(),
             devices: 1,

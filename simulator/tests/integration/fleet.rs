@@ -118,6 +118,7 @@ fn oracle(fleet: &fleet::Fleet, area: &Area, cfg: &FleetConfig) -> Vec<ObservedI
             subject,
             kind: kind.to_string(),
             at_ms,
+            position: None,
         })
         .collect()
 }

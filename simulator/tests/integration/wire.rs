@@ -427,6 +427,7 @@ async fn load_run_holds_its_rate_through_a_reconnect_storm() {
         radius_m: 5_000.0,
         seed: 1,
         prefix: "load".into(),
+        batch: 1,
     };
     let mut users = vec![("acker".to_string(), "acker-secret".to_string())];
     users.extend((0..20).map(|i| (profile.device_id(i), "load-secret".to_string())));
@@ -852,6 +853,7 @@ fn tls_plan(devices: usize) -> (Plan, Vec<String>) {
         radius_m: 1_000.0,
         seed: 4,
         prefix: "tls".into(),
+        batch: 1,
     };
     let ids = (0..devices).map(|i| profile.device_id(i)).collect();
     (profile.plan(chrono::Utc::now().timestamp_millis()), ids)
