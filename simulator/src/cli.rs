@@ -622,9 +622,11 @@ async fn load_cmd(a: LoadArgs) -> anyhow::Result<ExitCode> {
         prefix: a.prefix.clone(),
         batch: usize::from(a.batch),
     };
-    // Device times must be "now" when sent: build the plan at real time.
-    let start = now_ms() + 1000;
-    let plan = profile.plan(start);
+    // Device times must be "now" when sent: a big plan takes seconds to
+    // build, so it is moved to start at the moment it is handed over.
+    let mut plan = profile.plan(now_ms());
+    plan.shift_start_to(now_ms());
+    let start = plan.start_ms().unwrap_or_else(now_ms);
     let storms = a
         .storms_at_s
         .iter()
