@@ -98,10 +98,7 @@ impl LoadProfile {
                 let d = next_device % n;
                 next_device += 1;
                 let p = spots[d];
-                let Uplink::Fix(f) = fix(at, p.lat, p.lon, 8.0, PositionSource::Gnss) else {
-                    unreachable!("fix() builds a fix")
-                };
-                fixes[d].push(f);
+                fixes[d].push(fix(at, p.lat, p.lon, 8.0, PositionSource::Gnss));
             }
         }
         // Devices take turns, so without a phase of their own every device
@@ -704,14 +701,13 @@ mod tests {
             at_ms,
             device: device.into(),
             message: Uplink::Batch(Batch {
-                fixes: vec![{
-                    let Uplink::Fix(f) =
-                        fix(start_ms + 10_000, lat, spot[1], 8.0, PositionSource::Gnss)
-                    else {
-                        unreachable!()
-                    };
-                    f
-                }],
+                fixes: vec![fix(
+                    start_ms + 10_000,
+                    lat,
+                    spot[1],
+                    8.0,
+                    PositionSource::Gnss,
+                )],
             }),
         };
         let batched = Publications::of(&Plan::new(vec![

@@ -44,9 +44,10 @@ pub struct Plan {
     pub sends: Vec<Send>,
 }
 
-/// A live fix message from plain values (seq assigned later).
-pub fn fix(time_ms: i64, lat: f64, lon: f64, accuracy_m: f64, source: PositionSource) -> Uplink {
-    Uplink::Fix(Fix {
+/// A fix from plain values (seq assigned later): sent live as
+/// `Uplink::Fix`, or stored into a batch.
+pub fn fix(time_ms: i64, lat: f64, lon: f64, accuracy_m: f64, source: PositionSource) -> Fix {
+    Fix {
         seq: 0,
         time: Timestamp(time_ms),
         lat,
@@ -57,7 +58,7 @@ pub fn fix(time_ms: i64, lat: f64, lon: f64, accuracy_m: f64, source: PositionSo
         heading_deg: None,
         satellites: None,
         source,
-    })
+    }
 }
 
 /// Device time a message describes (earliest fix of a batch).
@@ -106,7 +107,7 @@ impl Plan {
                 t.points.iter().map(|p| Send {
                     at_ms: p.time_ms,
                     device: t.device.clone(),
-                    message: fix(p.time_ms, p.lat, p.lon, p.accuracy_m, p.source),
+                    message: Uplink::Fix(fix(p.time_ms, p.lat, p.lon, p.accuracy_m, p.source)),
                 })
             })
             .collect();
