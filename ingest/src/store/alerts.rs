@@ -136,6 +136,11 @@ fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
 
 /// Rows per multi-row statement: well under either backend's limit on bound
 /// parameters (PostgreSQL 65,535; SQLite 32,766) at 11 columns.
+///
+/// These statements are not kept prepared (`persistent(false)`): every row
+/// count is another statement text, so a cache would hold up to one
+/// compiled statement per count, table and connection, for statements that
+/// rarely repeat (see `sqlite::ROWS_PER_STATEMENT`).
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Stores a decision step's effects in one transaction: incident headers and
@@ -194,7 +199,7 @@ pub async fn commit_effects(
                  kind = excluded.kind, state = excluded.state, severity = excluded.severity, handled = excluded.handled, \
                  updated_at_ms = excluded.updated_at_ms, header = excluded.header",
             );
-            q.build().execute(&mut *tx).await.context("upsert incidents")?;
+            q.build().persistent(false).execute(&mut *tx).await.context("upsert incidents")?;
         }
         for chunk in timeline.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
@@ -207,7 +212,7 @@ pub async fn commit_effects(
                     .push_bind(text.as_str());
             });
             q.push(" ON CONFLICT (incident_id, seq) DO NOTHING");
-            q.build().execute(&mut *tx).await.context("append timeline")?;
+            q.build().persistent(false).execute(&mut *tx).await.context("append timeline")?;
         }
         for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
@@ -223,7 +228,7 @@ pub async fn commit_effects(
                     .push_bind(text.as_str());
             });
             q.push(" ON CONFLICT (key) DO NOTHING");
-            q.build().execute(&mut *tx).await.context("enqueue notifications")?;
+            q.build().persistent(false).execute(&mut *tx).await.context("enqueue notifications")?;
         }
         for chunk in batch.feed.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
@@ -236,7 +241,7 @@ pub async fn commit_effects(
                     .push_bind(f.data.as_str());
             });
             q.push(" ON CONFLICT (office_id, id) DO NOTHING");
-            q.build().execute(&mut *tx).await.context("store feed events")?;
+            q.build().persistent(false).execute(&mut *tx).await.context("store feed events")?;
         }
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
@@ -252,7 +257,7 @@ pub async fn commit_effects(
                     .push_bind(e.prev_hash.as_str())
                     .push_bind(e.hash.as_str());
             });
-            q.build().execute(&mut *tx).await.context("append audit entries")?;
+            q.build().persistent(false).execute(&mut *tx).await.context("append audit entries")?;
         }
         tx.commit().await.context("commit")?;
     });
