@@ -30,6 +30,24 @@ fn source(name: &str) -> Source {
 /// enough that such a fix alone never confirms a breach near a boundary.
 const UNKNOWN_ACCURACY_M: f64 = 100.0;
 
+/// A coordinate on the binary frame's grid of 1e-7° (about 1 cm).
+///
+/// The engines see every position at the binary frame's resolution,
+/// whatever the encoding: JSON and OwnTracks carry doubles of up to 17
+/// digits, far below any receiver's precision, and the zone engine's
+/// late-data window keeps a fix on this grid as small steps (about 11
+/// bytes) but any other double whole. The stored fix row and the raw
+/// payload (the evidence) keep what the device sent.
+fn on_grid_deg(deg: f64) -> f64 {
+    (deg * 1e7).round() / 1e7
+}
+
+/// An accuracy radius on the binary frame's grid of a decimetre (see
+/// [`on_grid_deg`]).
+fn on_grid_m(accuracy_m: Option<f32>) -> f64 {
+    accuracy_m.map_or(UNKNOWN_ACCURACY_M, |m| f64::from((m * 10.0).round() / 10.0))
+}
+
 /// The zone engine's fix of a stored fix item.
 pub fn geofence_fix(item: &Item) -> Option<Fix> {
     match item {
@@ -42,9 +60,9 @@ pub fn geofence_fix(item: &Item) -> Option<Fix> {
             source: src,
         } => Some(Fix {
             time: *time,
-            lat: *lat,
-            lon: *lon,
-            accuracy_m: accuracy_m.map_or(UNKNOWN_ACCURACY_M, f64::from),
+            lat: on_grid_deg(*lat),
+            lon: on_grid_deg(*lon),
+            accuracy_m: on_grid_m(*accuracy_m),
             source: source(src),
             device_seq: u64::try_from(*seq).unwrap_or(0),
         }),
@@ -78,9 +96,9 @@ pub fn device_signals(
             device_kind: kind,
             at: ts(*time),
             position: Some(Position {
-                lat: *lat,
-                lon: *lon,
-                accuracy_m: accuracy_m.map_or(UNKNOWN_ACCURACY_M, f64::from),
+                lat: on_grid_deg(*lat),
+                lon: on_grid_deg(*lon),
+                accuracy_m: on_grid_m(*accuracy_m),
             }),
             has_gnss_fix: source(src).is_confident(),
             battery_pct: None,
@@ -268,6 +286,44 @@ mod tests {
             assert_eq!(
                 geofence_fix(&fix(src)).unwrap().accuracy_m,
                 UNKNOWN_ACCURACY_M
+            );
+        }
+    }
+    #[test]
+    fn both_engines_see_positions_on_the_binary_frames_grid() {
+        let s = SubjectId("s".into());
+        let fix = |lat, lon, accuracy_m| Item::Fix {
+            seq: 1,
+            time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            lat,
+            lon,
+            accuracy_m: Some(accuracy_m),
+            source: "gnss",
+        };
+        // A phone's JSON double is moved to the nearest 1e-7° and decimetre.
+        let json = fix(34.747_312_345_678_9, 113.625_098_765_432_1, 4.837);
+        let g = geofence_fix(&json).unwrap();
+        assert_eq!(
+            (g.lat, g.lon, g.accuracy_m),
+            (34.747_312_3, 113.625_098_8, f64::from(4.8f32))
+        );
+        let out = device_signals(&s, "b1", DeviceKind::Bracelet, &json);
+        let SignalBody::DeviceSeen {
+            position: Some(p), ..
+        } = &out[0].body
+        else {
+            panic!("no position in {out:?}");
+        };
+        assert_eq!((p.lat, p.lon, p.accuracy_m), (g.lat, g.lon, g.accuracy_m));
+        // What the binary frame carries (1e-7° integers, decimetres) stays
+        // bit for bit what it was, on both sides of zero.
+        for (lat_e7, lon_e7, dm) in [(347_473_123, 1_136_250_988, 48), (-339_000_001, -1, 0)] {
+            let (lat, lon) = (f64::from(lat_e7) / 1e7, f64::from(lon_e7) / 1e7);
+            let acc = dm as f32 / 10.0;
+            let g = geofence_fix(&fix(lat, lon, acc)).unwrap();
+            assert_eq!(
+                (g.lat.to_bits(), g.lon.to_bits(), g.accuracy_m.to_bits()),
+                (lat.to_bits(), lon.to_bits(), f64::from(acc).to_bits())
             );
         }
     }
