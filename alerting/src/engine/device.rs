@@ -7,7 +7,7 @@
 
 use super::pairing::{Compared, PairRule};
 use super::{Effect, IncidentEngine, RuleTrack};
-use crate::ids::{DeviceId, RuleId, SubjectId};
+use crate::ids::{DeviceId, SubjectId};
 use crate::incident::{IncidentKind, TimelineEvent};
 use crate::signal::{DeviceEventKind, DeviceKind, Position, SignalBody};
 use crate::time::Timestamp;
@@ -235,23 +235,12 @@ impl IncidentEngine {
     }
 
     fn track(&mut self, subject: &SubjectId, kind: IncidentKind, cause: &str) -> &mut RuleTrack {
-        let rules = self
-            .subject_state_mut(subject)
-            .rules
-            .entry(kind)
-            .or_default();
-        if !rules.contains_key(cause) {
-            rules.insert(RuleId::new(cause), RuleTrack::default());
-        }
-        rules.get_mut(cause).expect("inserted above")
+        self.subject_state_mut(subject).rules.track(kind, cause)
     }
 
     /// True when `cause` of `kind` was ever raised or lowered explicitly.
     fn tracked(&self, subject: &SubjectId, kind: IncidentKind, cause: &str) -> bool {
-        self.subject_state(subject)
-            .rules
-            .get(&kind)
-            .is_some_and(|r| r.contains_key(cause))
+        self.subject_state(subject).rules.contains(kind, cause)
     }
 
     /// Pairs the fix with the other device's fix nearest in device time;

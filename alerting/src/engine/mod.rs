@@ -54,6 +54,37 @@ struct RuleTrack {
     last_ended: Option<Timestamp>,
 }
 
+/// A subject's rule tracks by incident kind and cause.
+///
+/// A plain list searched in order: a subject has a handful (its zone rules
+/// and the device causes it ever raised), and every subject has some, so
+/// two levels of `BTreeMap` cost two B-tree leaves (about 700 bytes) a
+/// subject for what this keeps in one small allocation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct RuleTracks(Vec<(IncidentKind, RuleId, RuleTrack)>);
+
+impl RuleTracks {
+    fn find(&self, kind: IncidentKind, cause: &str) -> Option<usize> {
+        self.0
+            .iter()
+            .position(|(k, r, _)| *k == kind && r.as_str() == cause)
+    }
+
+    /// The track of `cause` under `kind`, created empty on first use.
+    fn track(&mut self, kind: IncidentKind, cause: &str) -> &mut RuleTrack {
+        let i = self.find(kind, cause).unwrap_or_else(|| {
+            self.0.push((kind, RuleId::new(cause), RuleTrack::default()));
+            self.0.len() - 1
+        });
+        &mut self.0[i].2
+    }
+
+    /// True when `cause` under `kind` was ever tracked.
+    fn contains(&self, kind: IncidentKind, cause: &str) -> bool {
+        self.find(kind, cause).is_some()
+    }
+}
+
 /// Everything the engine remembers about one subject.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SubjectState {
@@ -66,7 +97,7 @@ struct SubjectState {
     last_position: Option<(Timestamp, Position)>,
     /// Bracelet and phone positions paired for separation.
     pairing: pairing::Pairing,
-    rules: BTreeMap<IncidentKind, BTreeMap<RuleId, RuleTrack>>,
+    rules: RuleTracks,
     /// Active episode per episode kind.
     episodes: BTreeMap<IncidentKind, IncidentId>,
     /// All of the subject's incidents still held in memory.
@@ -225,7 +256,7 @@ impl IncidentEngine {
                         last_fix: now,
                         last_position: None,
                         pairing: pairing::Pairing::default(),
-                        rules: BTreeMap::new(),
+                        rules: RuleTracks::default(),
                         episodes: BTreeMap::new(),
                         incidents: BTreeSet::new(),
                     },

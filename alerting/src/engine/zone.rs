@@ -46,13 +46,7 @@ impl IncidentEngine {
         let t = *event_time;
         let cause = rule.0.clone();
         let episode = self.subject_state(subject).episodes.get(&kind).cloned();
-        let track = self
-            .subject_state_mut(subject)
-            .rules
-            .entry(kind)
-            .or_default()
-            .entry(rule.clone())
-            .or_default();
+        let track = self.subject_state_mut(subject).rules.track(kind, &rule.0);
         match phase {
             BreachPhase::Started => {
                 if let Some(id) = episode {
