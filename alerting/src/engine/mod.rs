@@ -73,7 +73,8 @@ impl RuleTracks {
     /// The track of `cause` under `kind`, created empty on first use.
     fn track(&mut self, kind: IncidentKind, cause: &str) -> &mut RuleTrack {
         let i = self.find(kind, cause).unwrap_or_else(|| {
-            self.0.push((kind, RuleId::new(cause), RuleTrack::default()));
+            self.0
+                .push((kind, RuleId::new(cause), RuleTrack::default()));
             self.0.len() - 1
         });
         &mut self.0[i].2
