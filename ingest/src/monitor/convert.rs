@@ -34,7 +34,7 @@ const UNKNOWN_ACCURACY_M: f64 = 100.0;
 ///
 /// The engines see every position at the binary frame's resolution,
 /// whatever the encoding: JSON and OwnTracks carry doubles of up to 17
-/// digits, far below any receiver's precision, and the zone engine's
+/// digits, far finer than any receiver's precision, and the zone engine's
 /// late-data window keeps a fix on this grid as small steps (about 11
 /// bytes) but any other double whole. The stored fix row and the raw
 /// payload (the evidence) keep what the device sent.
@@ -289,6 +289,7 @@ mod tests {
             );
         }
     }
+
     #[test]
     fn both_engines_see_positions_on_the_binary_frames_grid() {
         let s = SubjectId("s".into());
