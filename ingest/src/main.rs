@@ -18,6 +18,7 @@ use geoward_ingest::zones_cmd;
 /// glibc limited to two arenas and 31.5 KiB with glibc as it comes
 /// (`benches/RESULTS.md`, "A day through the service"). mimalloc, tried
 /// too, held about 40 MB more than glibc at the same point.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
