@@ -341,38 +341,22 @@ pub struct MeterData {
     pub size: usize,
 }
 
+/// Geoward patch: totals only. Upstream also kept, per connection, a map of
+/// every topic published with its counts and a set of its filters, which
+/// nothing read (the subscriptions are the connection's own): about 400
+/// bytes per device (GEOWARD-PATCH.md, "Per-connection memory").
 #[derive(Debug, Default, Clone)]
 pub struct IncomingMeter {
-    publishes: HashMap<Topic, MeterData>,
-    subscribes: HashSet<Filter>,
     total_publishes: MeterData,
 }
 
 impl IncomingMeter {
     pub fn register_publish(&mut self, publish: &Publish) -> Result<(), std::str::Utf8Error> {
-        let meter = {
-            let topic = std::str::from_utf8(&publish.topic)?.to_string();
-            self.publishes.entry(topic).or_default()
-        };
-        meter.count += 1;
-        meter.size += publish.len();
-
+        std::str::from_utf8(&publish.topic)?;
         self.total_publishes.count += 1;
         self.total_publishes.size += publish.len();
 
         Ok(())
-    }
-
-    pub fn get_topic_meters(&self) -> &HashMap<Topic, MeterData> {
-        &self.publishes
-    }
-
-    pub fn register_subscription(&mut self, filter: Filter) -> bool {
-        self.subscribes.insert(filter)
-    }
-
-    pub fn unregister_subscription(&mut self, filter: &Filter) -> bool {
-        self.subscribes.remove(filter)
     }
 
     pub fn get_total_count(&self) -> usize {

@@ -733,9 +733,6 @@ impl Router {
                                 continue;
                             }
 
-                            let meter = &mut self.ibufs.get_mut(id).unwrap().meter;
-                            meter.unregister_subscription(filter);
-
                             if !connection.subscriptions.remove(filter) {
                                 warn!(
                                     pkid = unsubscribe.pkid,
@@ -997,9 +994,6 @@ impl Router {
         // TODO: figure out how we can update existing DataRequest
         // helpful in re-subscriptions and forwarding retained messages on
         // every subscribe
-
-        let meter = &mut self.ibufs.get_mut(id).unwrap().meter;
-        meter.register_subscription(filter_path.clone());
     }
 
     /// When a connection is ready, it should sweep native data from 'datalog',
@@ -1407,6 +1401,11 @@ fn ack_device_data(ackslog: &mut AckLog, outgoing: &mut Outgoing) -> bool {
         buffer.push_back(message);
         count += 1;
     }
+    // Geoward patch: release the emptied queue. An `Ack` is about 230 bytes
+    // and a queue grows to 4 at once, so every connection kept about 900
+    // bytes for the one ack it holds a moment each message
+    // (GEOWARD-PATCH.md, "Per-connection memory").
+    acks.shrink_to_fit();
 
     debug!(acks_count = count, "Acks sent to device");
     outgoing.handle.try_send(()).ok();

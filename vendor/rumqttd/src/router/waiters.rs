@@ -25,6 +25,12 @@ impl<T> Waiters<T> {
     /// Pushes a request to current wait queue
     pub fn register(&mut self, id: ConnectionId, request: T) {
         let request = (id, request);
+        // Geoward patch: a device's downlink filter has one waiter, the
+        // device; room for exactly one instead of the four a first push
+        // reserves (GEOWARD-PATCH.md, "Per-connection memory").
+        if self.current.capacity() == 0 {
+            self.current.reserve_exact(1);
+        }
         self.current.push_back(request);
     }
 

@@ -441,12 +441,12 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                             stream,
                             protocol,
                             self.awaiting_will_handler.clone(),
-                        )
-                        .instrument(tracing::info_span!(
-                            "websocket_link",
-                            client_id = field::Empty,
-                            connection_id = field::Empty
-                        )),
+                            tracing::info_span!(
+                                "websocket_link",
+                                client_id = field::Empty,
+                                connection_id = field::Empty
+                            ),
+                        ),
                     )
                 }
                 LinkType::Remote => task::spawn(
@@ -457,13 +457,13 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                         network,
                         protocol,
                         self.awaiting_will_handler.clone(),
-                    )
-                    .instrument(tracing::error_span!(
-                        "remote_link",
-                        ?tenant_id,
-                        client_id = field::Empty,
-                        connection_id = field::Empty,
-                    )),
+                        tracing::error_span!(
+                            "remote_link",
+                            ?tenant_id,
+                            client_id = field::Empty,
+                            connection_id = field::Empty,
+                        ),
+                    ),
                 ),
             };
 
@@ -614,6 +614,12 @@ async fn connect_remote<P: Protocol>(
 
 /// Geoward patch: a connection's task: [`connect_remote`], then the link until
 /// it ends, then the will.
+///
+/// `connect_span` covers the connect phase only, where the client id and
+/// connection id are learnt and recorded into it. A span kept for the
+/// connection's whole life cost about 500 bytes per connection in the
+/// subscriber's registry (GEOWARD-PATCH.md, "Per-connection memory"), so
+/// the events after it name the client themselves.
 async fn remote<P: Protocol>(
     config: Arc<ConnectionSettings>,
     tenant_id: Option<String>,
@@ -621,6 +627,7 @@ async fn remote<P: Protocol>(
     stream: Box<dyn N>,
     protocol: P,
     will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
+    connect_span: tracing::Span,
 ) {
     // Geoward patch: the connect phase runs boxed, so its state (about 2 KiB:
     // the CONNECT packet, the handshake's futures) is freed once the device
@@ -633,7 +640,8 @@ async fn remote<P: Protocol>(
         stream,
         protocol,
         will_handlers.clone(),
-    ))
+    )
+    .instrument(connect_span))
     .await
     else {
         return;
@@ -645,22 +653,22 @@ async fn remote<P: Protocol>(
 
     match link.start().await {
         // Connection got closed. This shouldn't usually happen.
-        Ok(_) => error!("connection-stop"),
+        Ok(_) => error!(%client_id, connection_id, "connection-stop"),
         // No need to send a disconnect message when disconnection
         // originated internally in the router.
         Err(remote::Error::Link(e)) => {
-            error!(error=?e, "router-drop");
+            error!(%client_id, connection_id, error=?e, "router-drop");
             send_disconnect = false;
         }
         // Connection was closed by peer
         Err(remote::Error::Network(network::Error::Io(err)) | remote::Error::Io(err))
             if err.kind() == io::ErrorKind::ConnectionAborted =>
         {
-            info!(error=?err, "disconnected");
+            info!(%client_id, connection_id, error=?err, "disconnected");
         }
         // Any other error
         Err(e) => {
-            error!(error=?e, "disconnected");
+            error!(%client_id, connection_id, error=?e, "disconnected");
         }
     };
 
