@@ -976,10 +976,6 @@ mod tests {
         }
     }
 
-    /// Random pushes, late inserts, front drains and replays against a
-    /// plain deque of the same entries: after every step the window holds
-    /// exactly the same entries, bit for bit, and answers every query the
-    /// same way.
     /// A step of whole seconds is written in seconds: a fix a minute after
     /// the one before takes one byte for its time instead of three, and
     /// every step, whole or not, either sign, reads back as written.
@@ -1011,6 +1007,10 @@ mod tests {
         }
     }
 
+    /// Random pushes, late inserts, front drains and replays against a
+    /// plain deque of the same entries: after every step the window holds
+    /// exactly the same entries, bit for bit, and answers every query the
+    /// same way.
     #[test]
     fn window_equals_a_plain_deque() {
         let (mut pushes, mut inserts, mut splits) = (0, 0, 0);
