@@ -125,6 +125,14 @@ impl Plan {
     /// order), so a batch's stored fixes keep the numbers they were created
     /// with and the service sees a contiguous sequence.
     pub fn assign_seqs(&mut self) {
+        self.assign_seqs_from(1);
+    }
+
+    /// [`assign_seqs`](Self::assign_seqs) starting at `first`: the plan of
+    /// devices that sent `first - 1` items before. A device's sequence never
+    /// restarts, and a service that stored 1..=n acks n at the first repeat
+    /// of it, releasing what it never got.
+    pub fn assign_seqs_from(&mut self, first: u64) {
         let mut items: BTreeMap<&str, Vec<(i64, usize, usize)>> = BTreeMap::new();
         for (i, s) in self.sends.iter().enumerate() {
             let v = items.entry(s.device.as_str()).or_default();
@@ -141,7 +149,7 @@ impl Plan {
             numbered.extend(
                 v.into_iter()
                     .enumerate()
-                    .map(|(k, (_, i, j))| (i, j, k as u64 + 1)),
+                    .map(|(k, (_, i, j))| (i, j, first + k as u64)),
             );
         }
         for (i, j, seq) in numbered {

@@ -51,6 +51,20 @@ fn plan_from_traces_keeps_each_devices_order_and_numbers_it() {
 }
 
 #[test]
+fn a_plan_can_go_on_from_an_earlier_sequence() {
+    let traces = fan_out(&real_trace("cerknicko-jezero.gpx"), 2, 50.0, 7_000);
+    let mut plan = Plan::from_traces(&traces);
+    plan.assign_seqs_from(297);
+    for d in plan.devices() {
+        assert_eq!(seqs(&plan, &d), (297..=592).collect::<Vec<u64>>(), "{d}");
+    }
+    plan.assign_seqs();
+    for d in plan.devices() {
+        assert_eq!(seqs(&plan, &d), (1..=296).collect::<Vec<u64>>(), "{d}");
+    }
+}
+
+#[test]
 fn shift_to_now_moves_send_and_device_times_together() {
     let mut plan = Plan::from_traces(&[real_trace("around-visnjan-with-car.gpx")]);
     let before = plan.clone();
