@@ -95,7 +95,9 @@ pub struct WireArgs {
     /// a fleet's generated secrets for the devices it lists.
     #[arg(long)]
     pub credentials: Option<PathBuf>,
-    /// Speed: 1 = real time, 10, 3600, or `max` (as fast as possible).
+    /// Speed: 1 = real time, 10, 3600, `max` (as fast as possible), or
+    /// `60x,6h` (60 times faster for the first 6 h of plan time, then real
+    /// time: state that takes hours to build, at the devices' own rate).
     #[arg(long, default_value = "1")]
     pub speed: String,
     /// Seconds to wait for outstanding acks after the last send.
