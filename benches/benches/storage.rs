@@ -343,7 +343,7 @@ async fn write_row_by_row(pool: &PgPool, b: &WriteBatch) -> anyhow::Result<()> {
         .bind(e.seq_max)
         .bind(DateTime::from_timestamp_micros(e.received_at_micros))
         .bind(&e.topic)
-        .bind(&e.payload)
+        .bind(e.payload.as_ref())
         .bind(&e.prev_hash[..])
         .bind(&e.hash[..])
         .execute(&mut *tx)

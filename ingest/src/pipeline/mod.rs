@@ -101,8 +101,13 @@ pub async fn run_reader(
         }
         metrics.messages_received.inc();
         let received_at = crate::store::to_micros_precision(chrono::Utc::now());
+        // The payload is a slice of the connection's read buffer, which it
+        // would keep whole (about a kilobyte, with the packets read beside
+        // it) until the batch commits: an exact copy lets that go with
+        // `forward`, once decoded. The evidence row shares the copy.
+        let payload = bytes::Bytes::copy_from_slice(&forward.publish.payload);
         match decoder
-            .decode(&forward.publish.topic, forward.publish.payload, received_at)
+            .decode(&forward.publish.topic, payload, received_at)
             .await
         {
             Ok(accepted) => {

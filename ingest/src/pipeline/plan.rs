@@ -204,7 +204,7 @@ pub fn plan(
             seq_max,
             received_at_micros: micros,
             topic: m.topic.clone(),
-            payload: m.payload.to_vec(),
+            payload: m.payload.clone(),
             prev_hash,
             hash,
         });

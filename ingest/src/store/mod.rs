@@ -74,8 +74,8 @@ pub struct EvidenceRow {
     pub received_at_micros: i64,
     /// Topic.
     pub topic: String,
-    /// Raw payload.
-    pub payload: Vec<u8>,
+    /// Raw payload (shared with the message it came in, not copied).
+    pub payload: bytes::Bytes,
     /// Previous row's hash.
     pub prev_hash: Hash,
     /// This row's hash.

@@ -113,7 +113,7 @@ pub(super) async fn write_batch(pool: &PgPool, b: &WriteBatch) -> anyhow::Result
             })
             .collect::<anyhow::Result<Vec<DateTime<Utc>>>>()?;
         let topic: Vec<&str> = b.evidence.iter().map(|e| e.topic.as_str()).collect();
-        let payload: Vec<&[u8]> = b.evidence.iter().map(|e| e.payload.as_slice()).collect();
+        let payload: Vec<&[u8]> = b.evidence.iter().map(|e| e.payload.as_ref()).collect();
         let prev: Vec<&[u8]> = b.evidence.iter().map(|e| &e.prev_hash[..]).collect();
         let hash: Vec<&[u8]> = b.evidence.iter().map(|e| &e.hash[..]).collect();
         sqlx::query(

@@ -130,7 +130,7 @@ pub(super) async fn write_batch(pool: &SqlitePool, b: &WriteBatch) -> anyhow::Re
                 .push_bind(e.seq_max)
                 .push_bind(received)
                 .push_bind(&e.topic)
-                .push_bind(&e.payload)
+                .push_bind(e.payload.as_ref())
                 .push_bind(&e.prev_hash[..])
                 .push_bind(&e.hash[..]);
         });
