@@ -2,6 +2,7 @@
 //! metrics and CLI. `main.rs` only parses arguments; everything else is here so that
 //! tests start the real service with [`run`].
 
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod broker;

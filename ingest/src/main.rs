@@ -10,18 +10,6 @@ use geoward_ingest::cli::{
 };
 use geoward_ingest::zones_cmd;
 
-/// jemalloc instead of glibc's malloc. The service makes small long-lived
-/// allocations per device (window blocks, broker state) all day between
-/// short-lived ones per message, on several threads, and with glibc much
-/// of what was freed stayed resident. In day-long runs a device cost 16.3
-/// KiB of RSS over the registered service with jemalloc, 19.6 KiB with
-/// glibc limited to two arenas and 31.5 KiB with glibc as it comes
-/// (`benches/RESULTS.md`, "A day through the service"). mimalloc, tried
-/// too, held about 40 MB more than glibc at the same point.
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -66,6 +66,9 @@ pub struct Metrics {
     /// fix is stored and acked; `judged`: the monitor has the effects, which it then
     /// stores and publishes), seconds since receipt.
     pub fix_to_feed_stage_seconds: HistogramVec,
+    /// The allocator's own figures, bytes, by kind (`allocated`, `resident`, ...;
+    /// see [`crate::allocator::stats`]), refreshed at each render.
+    pub allocator_bytes: IntGaugeVec,
 }
 
 /// Buckets of the fix-to-feed histograms: fine around the 50 ms goal.
@@ -144,6 +147,17 @@ impl Metrics {
         registry
             .register(Box::new(outbox_records.clone()))
             .expect("unique metric");
+        let allocator_bytes = IntGaugeVec::new(
+            Opts::new(
+                "geoward_allocator_bytes",
+                "memory the allocator reports, by kind (allocated, active, resident, mapped, retained, metadata)",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(allocator_bytes.clone()))
+            .expect("unique metric");
         let fix_to_feed_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "geoward_fix_to_feed_seconds",
@@ -201,6 +215,7 @@ impl Metrics {
             feed_clients: gauge("geoward_feed_clients", "officers connected to live feeds"),
             fix_to_feed_seconds,
             fix_to_feed_stage_seconds,
+            allocator_bytes,
             messages_received: counter(
                 "geoward_messages_received_total",
                 "uplink messages read from the broker",
@@ -260,6 +275,11 @@ impl Metrics {
     /// The text exposition format of every metric.
     pub fn render(&self) -> String {
         use prometheus::Encoder;
+        for figure in crate::allocator::stats() {
+            self.allocator_bytes
+                .with_label_values(&[figure.kind])
+                .set(i64::try_from(figure.bytes).unwrap_or(i64::MAX));
+        }
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
         let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);

@@ -31,6 +31,19 @@ async fn fixes_in_rows_and_acks_out(db: Db) {
     assert!(svc.metric("geoward_duplicates_total").await >= 1.0);
     assert!(svc.metric("geoward_acks_sent_total").await >= 2.0);
     assert_eq!(svc.store.verify_evidence("dev1").await.unwrap(), Ok(10));
+    // The allocator's figures: a running service holds megabytes, in pages that
+    // hold at least that much.
+    let allocated = svc
+        .metric("geoward_allocator_bytes{kind=\"allocated\"}")
+        .await;
+    let resident = svc
+        .metric("geoward_allocator_bytes{kind=\"resident\"}")
+        .await;
+    assert!(allocated > 1e6, "allocated {allocated} bytes");
+    assert!(
+        resident >= allocated,
+        "resident {resident} < allocated {allocated}"
+    );
     svc.stop().await;
 }
 
