@@ -158,6 +158,10 @@ pub struct StorageConfig {
     pub commit_workers: usize,
     /// Connections in the database pool.
     pub pool_max_connections: u32,
+    /// Embedded SQLite: the heap all its connections share (page caches,
+    /// statements) is held near this bound, in MiB (SQLite's soft heap limit);
+    /// 0 leaves SQLite's own default, up to 2 MB of page cache per connection.
+    pub sqlite_memory_limit_mib: u32,
     /// Raw fixes and evidence older than this are dropped by maintenance, in days.
     pub retention_days: u32,
     /// Width of one PostgreSQL time partition of fixes, in days (native partitioning).
@@ -218,6 +222,7 @@ impl Default for StorageConfig {
             batch_max_delay_ms: 10,
             commit_workers: 2,
             pool_max_connections: 8,
+            sqlite_memory_limit_mib: 4,
             retention_days: 365,
             partition_interval_days: 7,
         }

@@ -169,17 +169,13 @@ impl Store {
             ))
         } else if let Some(path) = cfg.database_url.strip_prefix("sqlite:") {
             Ok(Store::Sqlite(
-                sqlite::connect(
-                    Path::new(path.trim_start_matches("//")),
-                    cfg.pool_max_connections,
-                )
-                .await?,
+                sqlite::connect(Path::new(path.trim_start_matches("//")), cfg).await?,
             ))
         } else {
             std::fs::create_dir_all(&cfg.data_dir)
                 .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
             Ok(Store::Sqlite(
-                sqlite::connect(&cfg.data_dir.join("geoward.db"), cfg.pool_max_connections).await?,
+                sqlite::connect(&cfg.data_dir.join("geoward.db"), cfg).await?,
             ))
         }
     }
