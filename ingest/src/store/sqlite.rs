@@ -35,8 +35,8 @@ pub(super) async fn connect(path: &Path, cfg: &StorageConfig) -> anyhow::Result<
     if cfg.sqlite_memory_limit_mib > 0 {
         // Process-wide, so every connection setting it sets the same value.
         // Without it each connection's page cache grows to 2 MB in the C
-        // library's malloc arenas (19.5 MB of a 2,500-device service's RSS in
-        // RESULTS, "Pages the allocator kept"); the fixes and evidence are
+        // library's malloc arenas (27-33 MB of a 2,500-device service's RSS,
+        // 10 MB with the limit: RESULTS, "SQLite's heap bounded"); the fixes and evidence are
         // written once and read back rarely, and a page read again comes from
         // the OS's file cache.
         let bytes = u64::from(cfg.sqlite_memory_limit_mib) << 20;
